@@ -1,0 +1,38 @@
+"""electra_tf: ELECTRA-style pretraining with decoupled generator/discriminator optimizers."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="electra_tf",
+    version="0.1.0",
+    description=(
+        "ELECTRA-style pretraining in TensorFlow 2 + Keras 3 with DecoupledOptim "
+        "(separate generator and discriminator optimizers)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["electra_tf", "electra_tf.*"]),
+    install_requires=[
+        "tensorflow~=2.20.0",
+        "tensorflow-text~=2.20.0",
+        "keras>=3.10,<4",
+        "sentencepiece>=0.1.99",
+        "tensorflow-datasets>=4.9",
+        "pyyaml>=6.0",
+        "numpy>=1.26",
+        "tqdm>=4.66",
+        "psutil>=5.9",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "tf-models-official~=2.20.0",
+            "matplotlib>=3.8",
+            "scipy>=1.11",
+            "scikit-learn>=1.3",
+            "ruff>=0.5",
+        ],
+    },
+    license="Apache-2.0",
+)
