@@ -334,6 +334,16 @@ def _type_allows(field: dataclasses.Field, value: Any) -> bool:
     return isinstance(value, tuple(allowed))
 
 
+def _numeric_string(field: dataclasses.Field, value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; a numeric field takes it as the number."""
+    if isinstance(value, str) and "float" in str(field.type):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _coerce(field: dataclasses.Field, value: Any) -> Any:
     ann = str(field.type)
     # A float field given an integer literal (``1`` for 1.0) stays a float, except
@@ -354,6 +364,7 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
         if key not in fields:
             raise ConfigError(f"unknown config key {name}.{key!s} (accepted: {', '.join(sorted(fields))})")
         field = fields[key]
+        value = _numeric_string(field, value)
         if not _type_allows(field, value):
             raise ConfigError(f"{name}.{key} must be of type {field.type}, got {value!r}")
         kwargs[key] = _coerce(field, value)

@@ -1,0 +1,7 @@
+"""Trainable assemblies: generator, discriminator and the pretrainer."""
+
+from electra_tf.models.discriminator import Discriminator
+from electra_tf.models.factory import build_models, encoder_kwargs
+from electra_tf.models.generator import Generator
+
+__all__ = ["Discriminator", "Generator", "build_models", "encoder_kwargs"]

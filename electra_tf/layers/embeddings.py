@@ -1,0 +1,116 @@
+"""Token, position and token-type embeddings with LayerNorm, dropout and projection."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Embeddings(keras.layers.Layer):
+    """The input embeddings of a BERT/ELECTRA encoder.
+
+    ``LN(word[ids] + position[0..S) + type[token_type_ids])``, dropout, then a
+    dense projection to ``hidden_size`` when the embeddings are narrower
+    (ELECTRA-Small uses 128-wide embeddings under a 256-wide encoder).
+
+    The word embedding may be passed in (``word_embedding``) to share it with
+    another model: a ``keras.layers.Embedding`` for plain sharing, or a
+    :class:`DisentangledEmbedding` for gradient-disentangled sharing. It is then
+    not part of this layer's config.
+
+    Args:
+        vocab_size: number of token ids.
+        embedding_size: width of the embedding tables.
+        hidden_size: width of the output; a projection is added when it differs.
+        max_position_embeddings: size of the absolute position table; 0 or
+            None disables absolute positions (relative bias only).
+        type_vocab_size: number of token types; 0 disables them.
+        dropout: dropout rate after the LayerNorm.
+        layer_norm_epsilon: LayerNorm epsilon.
+        initializer_range: stddev of the truncated-normal initializers.
+        word_embedding: optional layer mapping ids to ``embedding_size`` vectors.
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Example:
+
+    >>> emb = Embeddings(vocab_size=10, embedding_size=4, hidden_size=8)
+    >>> emb(tf.constant([[2, 5, 3, 0]])).shape
+    TensorShape([1, 4, 8])
+    """
+
+    def __init__(self, vocab_size, embedding_size, hidden_size, max_position_embeddings=0, type_vocab_size=2,
+                 dropout=0.1, layer_norm_epsilon=1e-12, initializer_range=0.02, word_embedding=None, **kwargs):
+        super().__init__(**kwargs)
+        init = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        policy = self.dtype_policy
+        # === Layers ===
+        self.word_embedding = word_embedding or keras.layers.Embedding(
+            vocab_size, embedding_size, embeddings_initializer=init, dtype=policy, name="word_embeddings")
+        self.position_embedding = None
+        if max_position_embeddings:
+            self.position_embedding = keras.layers.Embedding(
+                max_position_embeddings, embedding_size, embeddings_initializer=init, dtype=policy,
+                name="position_embeddings")
+        self.type_embedding = None
+        if type_vocab_size:
+            self.type_embedding = keras.layers.Embedding(
+                type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
+                name="token_type_embeddings")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy,
+                                                          name="embeddings_layer_norm")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+        self.projection = None
+        if embedding_size != hidden_size:
+            self.projection = keras.layers.Dense(hidden_size, kernel_initializer=init, dtype=policy,
+                                                 name="embeddings_projection")
+        # === Config ===
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_range = initializer_range
+        self.shares_word_embedding = word_embedding is not None
+
+    def build(self, input_shape):
+        if not self.word_embedding.built:
+            self.word_embedding.build(input_shape)
+        for layer in (self.position_embedding, self.type_embedding):
+            if layer is not None:
+                layer.build(input_shape)
+        emb_shape = tuple(input_shape) + (self.embedding_size,)
+        self.layer_norm.build(emb_shape)
+        if self.projection is not None:
+            self.projection.build(emb_shape)
+        self.built = True
+
+    def call(self, input_ids, token_type_ids=None, training=None):
+        x = self.word_embedding(input_ids)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(tf.range(tf.shape(input_ids)[1]))[None]
+        if self.type_embedding is not None:
+            if token_type_ids is None:
+                token_type_ids = tf.zeros_like(input_ids)
+            x = x + self.type_embedding(token_type_ids)
+        x = self.dropout_layer(self.layer_norm(x), training=training)
+        if self.projection is not None:
+            x = self.projection(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.hidden_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "vocab_size": self.vocab_size,
+            "embedding_size": self.embedding_size,
+            "hidden_size": self.hidden_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "type_vocab_size": self.type_vocab_size,
+            "dropout": self.dropout,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "initializer_range": self.initializer_range,
+        })
+        return config

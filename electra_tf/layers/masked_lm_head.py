@@ -1,0 +1,77 @@
+"""The generator's masked-LM head, tied to its word embedding."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class MaskedLMHead(keras.layers.Layer):
+    """Predicts token ids at given positions with output weights tied to the input embedding.
+
+    The hidden states are gathered at ``positions`` *before* the vocabulary
+    projection, so its cost scales with the number of masked tokens, not with
+    the sequence length. ``dense -> activation -> LayerNorm -> @ E^T + bias``;
+    logits are float32.
+
+    Args:
+        embedding: the ``keras.layers.Embedding`` whose table is the output layer.
+        activation: activation of the transform.
+        layer_norm_epsilon: LayerNorm epsilon.
+        initializer_range: stddev of the truncated-normal initializer.
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Example:
+
+    >>> table = keras.layers.Embedding(10, 4)
+    >>> head = MaskedLMHead(table)
+    >>> head(tf.random.normal([2, 6, 8]), tf.constant([[1, 2], [0, 5]])).shape
+    TensorShape([2, 2, 10])
+    """
+
+    def __init__(self, embedding, activation="gelu", layer_norm_epsilon=1e-12, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        # === Layers ===
+        self.embedding = embedding
+        init = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.transform = keras.layers.Dense(embedding.output_dim, activation=activation, kernel_initializer=init,
+                                            dtype=self.dtype_policy, name="transform")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
+                                                          name="transform_layer_norm")
+        # === Config ===
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_range = initializer_range
+
+    def build(self, sequence_output_shape, positions_shape=None):
+        self.transform.build(sequence_output_shape)
+        self.layer_norm.build(tuple(sequence_output_shape[:-1]) + (self.embedding.output_dim,))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.embedding.input_dim,),
+                                           initializer="zeros")
+        self.built = True
+
+    def call(self, sequence_output, positions):
+        """sequence_output [B, S, H], positions [B, P] int -> float32 logits [B, P, vocab]."""
+        gathered = tf.gather(sequence_output, positions, batch_dims=1)  # [B, P, H]
+        h = self.layer_norm(self.transform(gathered))
+        table = tf.cast(self.embedding.embeddings, h.dtype)
+        logits = tf.matmul(h, table, transpose_b=True)
+        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+
+    def compute_output_shape(self, sequence_output_shape, positions_shape):
+        return tuple(positions_shape) + (self.embedding.input_dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "embedding": keras.saving.serialize_keras_object(self.embedding),
+            "activation": self.activation,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "initializer_range": self.initializer_range,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["embedding"] = keras.saving.deserialize_keras_object(config["embedding"])
+        return cls(**config)

@@ -1,0 +1,88 @@
+"""The post-LayerNorm transformer block of BERT and ELECTRA."""
+
+import keras
+
+from electra_tf.layers.attention import MultiHeadSelfAttention
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class TransformerBlock(keras.layers.Layer):
+    """Self-attention and a feed-forward network, each followed by residual + LayerNorm.
+
+    ``x = LN(x + Dropout(Attention(x)))``; ``x = LN(x + Dropout(W2 act(W1 x)))``.
+
+    Args:
+        num_heads: number of attention heads.
+        intermediate_size: width of the feed-forward hidden layer.
+        dropout: dropout rate on the two residual branches.
+        attention_dropout: dropout rate on the attention probabilities.
+        activation: feed-forward activation (a Keras activation name).
+        layer_norm_epsilon: epsilon of both LayerNorms.
+        initializer_range: stddev of the truncated-normal kernel initializer.
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Example:
+
+    >>> block = TransformerBlock(num_heads=2, intermediate_size=16)
+    >>> block(tf.random.normal([3, 5, 8])).shape
+    TensorShape([3, 5, 8])
+    """
+
+    def __init__(self, num_heads, intermediate_size, dropout=0.1, attention_dropout=0.1, activation="gelu",
+                 layer_norm_epsilon=1e-12, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        # === Config ===
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_range = initializer_range
+
+    def build(self, input_shape):
+        hidden = input_shape[-1]
+        init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+        policy = self.dtype_policy
+        # === Layers ===
+        self.attention = MultiHeadSelfAttention(self.num_heads, dropout=self.attention_dropout,
+                                                initializer_range=self.initializer_range, dtype=policy,
+                                                name="attention")
+        self.attention.build(input_shape)
+        self.attention_dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=policy,
+                                                              name="attention_layer_norm")
+        self.attention_norm.build(input_shape)
+        self.intermediate_dense = keras.layers.Dense(self.intermediate_size, activation=self.activation,
+                                                     kernel_initializer=init, dtype=policy, name="intermediate")
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init, dtype=policy, name="output")
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
+        self.output_dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.output_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=policy,
+                                                           name="output_layer_norm")
+        self.output_norm.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, attention_bias=None, padding_mask=None, training=None):
+        attended = self.attention(inputs, attention_bias=attention_bias, padding_mask=padding_mask,
+                                  training=training)
+        x = self.attention_norm(inputs + self.attention_dropout_layer(attended, training=training))
+        ffn = self.output_dense(self.intermediate_dense(x))
+        return self.output_norm(x + self.output_dropout_layer(ffn, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "num_heads": self.num_heads,
+            "intermediate_size": self.intermediate_size,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+            "activation": self.activation,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "initializer_range": self.initializer_range,
+        })
+        return config

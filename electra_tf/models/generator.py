@@ -1,0 +1,55 @@
+"""The MLM generator: an encoder and a tied masked-LM head."""
+
+import keras
+
+from electra_tf.layers.masked_lm_head import MaskedLMHead
+from electra_tf.networks.encoder import Encoder
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Generator(keras.Model):
+    """A small masked language model that proposes replacement tokens.
+
+    Its output layer is tied to its own word embedding, and the vocabulary
+    projection is evaluated only at ``masked_positions``.
+
+    Args:
+        **encoder_kwargs: the :class:`~electra_tf.networks.Encoder` arguments
+            (``vocab_size``, ``hidden_size``, ``num_layers``, ``num_heads``, ...),
+            including an optional shared ``word_embedding``.
+
+    Example:
+
+    >>> gen = Generator(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)
+    >>> out = gen({"input_ids": tf.constant([[2, 4, 3]]), "masked_positions": tf.constant([[1]])})
+    >>> out["logits"].shape
+    TensorShape([1, 1, 10])
+    """
+
+    def __init__(self, word_embedding=None, name="generator", **encoder_kwargs):
+        super().__init__(name=name, dtype=encoder_kwargs.pop("dtype", None))
+        policy = self.dtype_policy
+        # === Layers ===
+        self.encoder = Encoder(word_embedding=word_embedding, dtype=policy, name="encoder", **encoder_kwargs)
+        self.mlm_head = MaskedLMHead(self.encoder.word_embedding, activation=self.encoder.activation,
+                                     layer_norm_epsilon=self.encoder.layer_norm_epsilon,
+                                     initializer_range=self.encoder.initializer_range, dtype=policy,
+                                     name="mlm_head")
+        # === Config ===
+        self.encoder_kwargs = dict(encoder_kwargs)
+
+    def build(self, input_shape=None):
+        self.encoder.build()
+        self.mlm_head.build((None, None, self.encoder.hidden_size), (None, None))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        """inputs: ``input_ids`` [B, S], ``masked_positions`` [B, P], optional
+        ``input_mask``/``token_type_ids``. Returns float32 ``logits`` [B, P, vocab]
+        and ``sequence_output``."""
+        encoded = self.encoder(inputs, training=training)
+        logits = self.mlm_head(encoded["sequence_output"], inputs["masked_positions"])
+        return {"logits": logits, "sequence_output": encoded["sequence_output"]}
+
+    def get_config(self):
+        return {"name": self.name, **self.encoder_kwargs}

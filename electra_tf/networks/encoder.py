@@ -1,0 +1,138 @@
+"""The transformer encoder shared by the generator and the discriminator."""
+
+import keras
+import tensorflow as tf
+
+from electra_tf.layers.embeddings import Embeddings
+from electra_tf.layers.relative_position_bias import RelativePositionBias
+from electra_tf.layers.transformer_block import TransformerBlock
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Encoder(keras.Model):
+    """A BERT/ELECTRA transformer encoder with optional T5 relative position bias.
+
+    The relative position bias is computed once per forward pass and added in
+    every layer (T5 shares one bias table across layers). The padding mask is
+    ``input_mask`` when given, else ``input_ids != 0``.
+
+    Args:
+        vocab_size: number of token ids.
+        hidden_size: width of the transformer.
+        num_layers: number of transformer blocks.
+        num_heads: attention heads per block.
+        intermediate_size: feed-forward width (default 4x hidden).
+        embedding_size: embedding width (default hidden; projected when it differs).
+        dropout: residual and embedding dropout rate.
+        attention_dropout: dropout rate on attention probabilities.
+        activation: feed-forward activation.
+        initializer_range: stddev of the truncated-normal initializers.
+        layer_norm_epsilon: LayerNorm epsilon.
+        max_position_embeddings: longest sequence; size of the absolute table.
+        absolute_positions: whether to add absolute position embeddings.
+        relative_buckets: T5 relative position buckets (0 disables).
+        relative_max_distance: distance from which positions share a bucket.
+        type_vocab_size: number of token types (0 disables).
+        word_embedding: optional shared word-embedding layer (see ``Embeddings``).
+        **kwargs: passed to ``keras.Model``.
+
+    Example:
+
+    >>> enc = Encoder(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)
+    >>> out = enc({"input_ids": tf.constant([[2, 5, 3, 0]])})
+    >>> out["sequence_output"].shape, out["pooled_output"].shape
+    (TensorShape([1, 4, 8]), TensorShape([1, 8]))
+    """
+
+    def __init__(self, vocab_size, hidden_size, num_layers, num_heads, intermediate_size=None,
+                 embedding_size=None, dropout=0.1, attention_dropout=0.1, activation="gelu",
+                 initializer_range=0.02, layer_norm_epsilon=1e-12, max_position_embeddings=512,
+                 absolute_positions=False, relative_buckets=32, relative_max_distance=128, type_vocab_size=2,
+                 word_embedding=None, **kwargs):
+        super().__init__(**kwargs)
+        intermediate_size = intermediate_size or 4 * hidden_size
+        embedding_size = embedding_size or hidden_size
+        policy = self.dtype_policy
+        # === Layers ===
+        self.embeddings = Embeddings(
+            vocab_size, embedding_size, hidden_size,
+            max_position_embeddings=max_position_embeddings if absolute_positions else 0,
+            type_vocab_size=type_vocab_size, dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
+            initializer_range=initializer_range, word_embedding=word_embedding, dtype=policy, name="embeddings")
+        self.relative_bias = None
+        if relative_buckets:
+            self.relative_bias = RelativePositionBias(num_heads, relative_buckets, relative_max_distance,
+                                                      initializer_range=initializer_range, dtype=policy,
+                                                      name="relative_position_bias")
+        self.blocks = [
+            TransformerBlock(num_heads, intermediate_size, dropout=dropout, attention_dropout=attention_dropout,
+                             activation=activation, layer_norm_epsilon=layer_norm_epsilon,
+                             initializer_range=initializer_range, dtype=policy, name=f"transformer_block_{i}")
+            for i in range(num_layers)
+        ]
+        # === Config ===
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation = activation
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.max_position_embeddings = max_position_embeddings
+        self.absolute_positions = absolute_positions
+        self.relative_buckets = relative_buckets
+        self.relative_max_distance = relative_max_distance
+        self.type_vocab_size = type_vocab_size
+
+    def build(self, input_shape=None):
+        shape = (None, None)
+        self.embeddings.build(shape)
+        if self.relative_bias is not None:
+            self.relative_bias.build()
+        for block in self.blocks:
+            block.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        """inputs: dict with ``input_ids`` [B, S] and optionally ``input_mask`` and
+        ``token_type_ids``. Returns ``sequence_output`` [B, S, H] and
+        ``pooled_output`` [B, H] (the first token's hidden state)."""
+        input_ids = inputs["input_ids"]
+        mask = inputs.get("input_mask")
+        if mask is None:
+            mask = tf.cast(tf.not_equal(input_ids, 0), tf.int32)
+        x = self.embeddings(input_ids, inputs.get("token_type_ids"), training=training)
+        bias = self.relative_bias(x) if self.relative_bias is not None else None
+        for block in self.blocks:
+            x = block(x, attention_bias=bias, padding_mask=mask, training=training)
+        return {"sequence_output": x, "pooled_output": x[:, 0]}
+
+    @property
+    def word_embedding(self):
+        return self.embeddings.word_embedding
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_size": self.intermediate_size,
+            "embedding_size": self.embedding_size,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+            "activation": self.activation,
+            "initializer_range": self.initializer_range,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "max_position_embeddings": self.max_position_embeddings,
+            "absolute_positions": self.absolute_positions,
+            "relative_buckets": self.relative_buckets,
+            "relative_max_distance": self.relative_max_distance,
+            "type_vocab_size": self.type_vocab_size,
+        })
+        return config

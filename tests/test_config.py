@@ -1,0 +1,82 @@
+"""Config loading, overrides, validation messages and the YAML round trip."""
+
+import pytest
+
+from electra_tf.config import ConfigError, config_from_dict, dump_config, load_config
+
+PRESETS = ["tiny", "small", "base", "large"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_and_round_trip(name, tmp_path):
+    cfg = load_config(name)
+    path = tmp_path / "c.yaml"
+    dump_config(cfg, str(path))
+    assert load_config(str(path)) == cfg
+
+
+def test_paper_table2_settings_in_base_and_large():
+    for name, buckets, dist, glayers in [("base", 32, 128, 12), ("large", 128, 256, 8)]:
+        cfg = load_config(name)
+        t = cfg.train
+        assert (t.mode, t.generator_lr, t.discriminator_lr, t.batch_size) == ("decoupled", 2e-4, 1.5e-3, 2048)
+        assert (t.max_steps, t.warmup_steps, t.adam_beta1, t.adam_beta2) == (125000, 10000, 0.9, 0.98)
+        assert (t.adam_epsilon, t.clip_norm, t.weight_decay, cfg.model.dropout) == (1e-6, 2.0, 0.01, 0.1)
+        assert (cfg.data.max_seq_length, cfg.model.relative_buckets) == (512, buckets)
+        assert cfg.model.relative_max_distance == dist
+        assert cfg.generator_dims().num_layers == glayers
+
+
+def test_preset_dimensions_match_design_table():
+    tiny, small = load_config("tiny"), load_config("small")
+    assert (tiny.model.num_layers, tiny.model.hidden_size, tiny.data.max_seq_length) == (2, 64, 64)
+    assert (tiny.generator_dims().num_layers, tiny.generator_dims().hidden_size) == (2, 32)
+    assert (small.model.num_layers, small.model.hidden_size, small.model.emb_size) == (12, 256, 128)
+    assert small.generator_dims().hidden_size == 64 and small.model.vocab_size == 30522
+
+
+def test_overrides_apply_with_yaml_scalar_types():
+    cfg = load_config("tiny", ["train.max_steps=7", "train.generator_lr=1e-5", "train.deterministic=true",
+                               "data.path=null", "embedding_sharing=gdes", "generator.hidden_size=0.5"])
+    assert cfg.train.max_steps == 7 and cfg.train.generator_lr == 1e-5 and cfg.train.deterministic is True
+    assert cfg.embedding_sharing == "gdes" and cfg.generator_dims().hidden_size == 32
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.mask_prob=1.5", "data.mask_prob must be in (0, 1), got 1.5"),
+    ("train.mode=adversarial", "train.mode must be one of ('joint', 'decoupled'), got 'adversarial'"),
+    ("train.generator_lr=0", "train.generator_lr must be > 0, got 0"),
+    ("train.discriminator_lr=-1e-3", "train.discriminator_lr must be > 0, got -0.001"),
+    ("train.max_steps=ten", "train.max_steps must be of type int, got 'ten'"),
+    ("train.batch_size=2.5", "train.batch_size must be of type int, got 2.5"),
+    ("data.max_seq_length=1024", "data.max_seq_length must be <= model.max_position_embeddings (64), got 1024"),
+    ("embedding_sharing=shared", "embedding_sharing must be 'none' or 'gdes' with train.mode=decoupled"),
+    ("model.hidden_size=65", "model.hidden_size must be divisible by model.num_heads (2), got 65"),
+    ("generator.hidden_size=1.5", "generator.hidden_size must be an integer >= 1 or a fraction in (0, 1]"),
+])
+def test_bad_values_name_key_value_and_accepted(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", [override])
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"train": {"learning_rat": 1e-3}}, "unknown config key train.learning_rat"),
+    ({"optimizer": {}}, "unknown config key optimizer"),
+    ({"model": [1, 2]}, "model must be a mapping"),
+])
+def test_unknown_keys_are_errors(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(raw)
+
+
+def test_unknown_override_key_and_malformed_override():
+    with pytest.raises(ConfigError, match="unknown config key train.lr"):
+        load_config("tiny", ["train.lr=1"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config("tiny", ["train.max_steps"])
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ConfigError, match="presets: base, large, small, tiny"):
+        load_config("huge")
