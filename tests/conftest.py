@@ -18,3 +18,31 @@ def _seed():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+TEST_VOCAB, TEST_SEQ = 512, 32
+
+# A test-sized model: small enough that one step takes milliseconds.
+SMALL_MODEL = [
+    "model.vocab_size=auto", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
+    "model.intermediate_size=64", "model.max_position_embeddings=64", "model.relative_buckets=8",
+    "model.relative_max_distance=16", "generator.hidden_size=16", "generator.num_layers=1",
+    "generator.num_heads=1", "generator.intermediate_size=32", f"data.max_seq_length={TEST_SEQ}",
+    "data.shuffle_buffer=100", "train.batch_size=8", "train.warmup_steps=2", "train.max_steps=4",
+    "train.log_every=1", "train.checkpoint_every=2", "train.eval_steps=2",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A data dir built from a small slice of the built-in corpus (shared by the whole session)."""
+    from electra_tf.data.builtin import ensure_builtin_data
+
+    root = tmp_path_factory.mktemp("builtin")
+    return ensure_builtin_data(str(root), vocab_size=TEST_VOCAB, max_seq_length=TEST_SEQ, corpus_mb=0.3)
+
+
+def make_config(data_dir, *overrides):
+    from electra_tf.config import load_config
+
+    return load_config("tiny", [*SMALL_MODEL, f"data.path={data_dir}", *overrides])

@@ -5,3 +5,7 @@ from electra_tf.models.factory import build_models, encoder_kwargs
 from electra_tf.models.generator import Generator
 
 __all__ = ["Discriminator", "Generator", "build_models", "encoder_kwargs"]
+
+from electra_tf.models.pretrainer import ElectraPretrainer  # noqa: E402
+
+__all__ += ["ElectraPretrainer"]

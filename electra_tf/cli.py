@@ -1,0 +1,69 @@
+"""What the command-line scripts call: argument handling around the library, exit codes, summaries."""
+
+import logging
+import os
+
+log = logging.getLogger("electra_tf")
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
+
+
+def parse_profile_steps(text):
+    if not text:
+        return None
+    try:
+        first, last = (int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--profile_steps must look like A,B (two step numbers), got {text!r}") from None
+    if not 0 <= first < last:
+        raise ValueError(f"--profile_steps needs 0 <= A < B, got {text!r}")
+    return first, last
+
+
+def run_pretraining(args):
+    """Runs ``scripts/pretrain.py``; returns ``(exit_code, lines to show the user)``."""
+    from electra_tf.training.strategy import make_strategy
+
+    # The strategy first: splitting the CPU into logical devices must precede any other TensorFlow use.
+    strategy = make_strategy(args.strategy, args.cpu_replicas)
+    from electra_tf.config import ConfigError, load_config
+    from electra_tf.data.manifest import DataError
+    from electra_tf.training.trainer import PREEMPTED_EXIT_CODE, DivergenceError, Preempted, Trainer, config_summary
+
+    try:
+        cfg = load_config(args.config, args.set)
+        profile = parse_profile_steps(args.profile_steps)
+        trainer = Trainer(cfg, args.model_dir, strategy, overwrite=args.overwrite, init_from=args.init_from,
+                          profile_steps=profile, export=not args.no_export, progress=not args.no_progress)
+        log.info("%s", config_summary(trainer.cfg))
+        log.info("data: %s (%s train examples)", trainer.data_dir,
+                 trainer.manifest.get("examples", {}).get("train"))
+        last = trainer.train()
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+        return EXIT_BAD_INPUT, [f"error: {exc}"]
+    except DivergenceError as exc:
+        return EXIT_DIVERGED, [f"error: {exc}"]
+    except Preempted as exc:
+        return PREEMPTED_EXIT_CODE, [f"{exc} in {args.model_dir}/checkpoints; run the same command to continue "
+                                     f"(exit code {PREEMPTED_EXIT_CODE})"]
+    lines = ["", "Done."]
+    if last:
+        lines.append("last step {step}: gen_loss {gen_loss:.3f} gen_acc {gen_accuracy:.3f} disc_loss {disc_loss:.4f} "
+                     "disc_f1 {disc_f1:.3f}".format(**last))
+    if trainer.chief:
+        result = trainer.evaluate()
+        if result:
+            lines.append("held-out RTD: accuracy {disc_accuracy:.3f} precision {disc_precision:.3f} recall "
+                         "{disc_recall:.3f} F1 {disc_f1:.3f} AUC {disc_auc:.3f}".format(**result))
+        md = args.model_dir
+        lines += [
+            f"data dir:     {os.path.abspath(trainer.data_dir)}",
+            f"config:       {os.path.join(md, 'config.yaml')}",
+            f"checkpoints:  {os.path.join(md, 'checkpoints')}",
+            f"metrics:      {os.path.join(md, 'metrics.jsonl')}",
+            f"tensorboard:  tensorboard --logdir {os.path.join(md, 'tensorboard')}",
+        ]
+        if not args.no_export:
+            lines.append(f"exports:      {os.path.join(md, 'export', 'discriminator')}, "
+                         f"{os.path.join(md, 'export', 'generator')}")
+    return EXIT_OK, lines

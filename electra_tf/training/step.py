@@ -1,0 +1,195 @@
+"""The distributed train and eval steps (built once, traced once)."""
+
+import tensorflow as tf
+
+from electra_tf.training.metrics import auc_histograms, discriminator_loss_sum, generator_loss_sum, rtd_sums
+
+LOSS_SCALE_INIT = 2.0 ** 15
+LOSS_SCALE_GROWTH_INTERVAL = 2000
+
+
+class OptimizerGroup:
+    """One optimizer, the variables it owns, its clip norm and (float16) loss scale.
+
+    ``loss_part`` says which loss trains these variables: ``"joint"`` (L_G + λ·L_D),
+    ``"generator"`` (L_G) or ``"discriminator"`` (L_D).
+    """
+
+    def __init__(self, name, optimizer, variables, clip_norm, loss_part, dynamic_loss_scale):
+        self.name = name
+        self.optimizer = optimizer
+        self.variables = list(variables)
+        self.clip_norm = clip_norm
+        self.loss_part = loss_part
+        self.loss_scale = None
+        self.good_steps = None
+        if dynamic_loss_scale:
+            self.loss_scale = tf.Variable(LOSS_SCALE_INIT, trainable=False, dtype=tf.float32,
+                                          name=f"{name}_loss_scale", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name=f"{name}_good_steps",
+                                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def scale(self):
+        return self.loss_scale if self.loss_scale is not None else tf.constant(1.0)
+
+
+def _to_dense(g):
+    return tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+
+
+class PretrainingSteps:
+    """Builds ``train_step()`` and ``eval_step(batch, index)`` for a pretrainer under a strategy.
+
+    The global (per-worker) batch is taken from a plain, checkpointable
+    iterator inside the ``tf.function`` and split across local replicas, so a
+    global batch is masked the same under any strategy. Loss denominators are
+    global (summed over replicas before the losses are formed), so gradients
+    summed over replicas are gradients of the global mean. Gradients are
+    all-reduced once, their global norm measured and clipped per optimizer, and
+    a step whose loss or gradient is not finite is skipped.
+    """
+
+    def __init__(self, strategy, pretrainer, groups, train_cfg, iterator, local_replicas=1):
+        self.strategy = strategy
+        self.pretrainer = pretrainer
+        self.groups = groups
+        self.cfg = train_cfg
+        self.iterator = iterator
+        self.local_replicas = local_replicas
+        self.disc_weight = train_cfg.disc_weight if train_cfg.mode == "joint" else 1.0
+        with strategy.scope():
+            agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step", aggregation=agg)
+            self.consecutive_skips = tf.Variable(0, dtype=tf.int64, trainable=False, name="consecutive_skips",
+                                                 aggregation=agg)
+            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
+                                             aggregation=agg)
+        self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
+        self.train_step = tf.function(self._train_step)
+        self.eval_step = tf.function(self._eval_step)
+
+    # ------------------------------------------------------------------ input
+    def _distribute(self, batch):
+        if self.strategy.num_replicas_in_sync == 1 and self.local_replicas == 1:
+            return batch
+        n = self.local_replicas
+
+        def value_fn(ctx):
+            index = ctx.replica_id_in_sync_group % n
+            return tf.nest.map_structure(lambda t: tf.split(t, n, axis=0)[index], batch)
+
+        return self.strategy.experimental_distribute_values_from_function(value_fn)
+
+    def _denominators(self, dist_batch):
+        def count(b):
+            return (tf.reduce_sum(tf.cast(b["masked_weights"], tf.float32)),
+                    tf.reduce_sum(tf.cast(b["input_mask"], tf.float32)))
+
+        per_replica = self.strategy.run(count, (dist_batch,))
+        gen_den = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[0], axis=None)
+        disc_den = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[1], axis=None)
+        return tf.maximum(gen_den, 1.0), tf.maximum(disc_den, 1.0)
+
+    # ------------------------------------------------------------------ replica computation
+    def _seed(self, stream, micro):
+        ctx = tf.distribute.get_replica_context()
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        base = tf.stack([tf.constant(self.cfg.seed + stream, tf.int64), tf.cast(self.step, tf.int64)])
+        base = tf.cast(base, tf.int32)
+        return tf.random.experimental.stateless_fold_in(base, replica * 1000 + micro)
+
+    def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales):
+        variables = [v for g in self.groups for v in g.variables]
+        with tf.GradientTape() as tape:
+            outputs = self.pretrainer(batch, seed, training=True)
+            gen_sum = generator_loss_sum(outputs["gen_logits"], batch["masked_ids"], batch["masked_weights"])
+            disc_sum = discriminator_loss_sum(outputs["disc_logits"], outputs["labels"], batch["input_mask"])
+            gen_loss = gen_sum / gen_den
+            disc_loss = disc_sum / disc_den
+            total = 0.0
+            for group, scale in zip(self.groups, scales):
+                part = {"generator": gen_loss, "discriminator": disc_loss,
+                        "joint": gen_loss + self.disc_weight * disc_loss}[group.loss_part]
+                total += scale * part
+        grads = tape.gradient(total, variables)
+        sums = rtd_sums(outputs, batch, gen_sum, disc_sum)
+        return grads, sums
+
+    def _replica_grads(self, batch, gen_den, disc_den):
+        scales = [g.scale() for g in self.groups]
+        k = self.cfg.grad_accum_steps
+        grads, sums = None, None
+        for micro in range(k):
+            mb = batch if k == 1 else tf.nest.map_structure(lambda t: tf.split(t, k, axis=0)[micro], batch)
+            g, s = self._forward_backward(mb, self._seed(0, micro), gen_den, disc_den, scales)
+            if grads is None:
+                grads, sums = g, s
+            else:
+                grads = [_to_dense(a) + _to_dense(b) for a, b in zip(grads, g)]
+                sums = {key: sums[key] + s[key] for key in sums}
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [v for gr in self.groups
+                                                                               for v in gr.variables])]
+        ctx = tf.distribute.get_replica_context()
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        out_grads, norms, finite = [], [], tf.math.is_finite(sums["gen_loss_sum"] + sums["disc_loss_sum"])
+        start = 0
+        for group, scale in zip(self.groups, scales):
+            gg = [_to_dense(x) / scale for x in grads[start:start + len(group.variables)]]
+            start += len(group.variables)
+            norm = tf.linalg.global_norm(gg)
+            finite = tf.logical_and(finite, tf.math.is_finite(norm))
+            if group.clip_norm > 0:
+                gg, _ = tf.clip_by_global_norm(gg, group.clip_norm, use_norm=norm)
+            out_grads.append(gg)
+            norms.append(norm)
+        return out_grads, norms, finite, sums
+
+    def _apply(self, grads):
+        for group, gg in zip(self.groups, grads):
+            group.optimizer.apply(gg, group.variables)
+        return tf.constant(True)
+
+    # ------------------------------------------------------------------ steps
+    def _train_step(self):
+        batch = next(self.iterator)
+        dist = self._distribute(batch)
+        gen_den, disc_den = self._denominators(dist)
+        grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
+        finite = self.strategy.experimental_local_results(finite)[0]
+        tf.cond(finite, lambda: self._apply_all(grads), lambda: tf.constant(False))
+        self._update_loss_scales(finite)
+        self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))
+        self.skipped_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
+        self.step.assign_add(1)
+        reduced = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+        norms = [self.strategy.experimental_local_results(n)[0] for n in norms]
+        return reduced, norms, finite
+
+    def _apply_all(self, grads):
+        self.strategy.run(self._apply, (grads,))
+        return tf.constant(True)
+
+    def _update_loss_scales(self, finite):
+        for group in self.groups:
+            if group.loss_scale is None:
+                continue
+            grow = tf.logical_and(finite, group.good_steps + 1 >= LOSS_SCALE_GROWTH_INTERVAL)
+            new_scale = tf.where(finite, tf.where(grow, group.loss_scale * 2.0, group.loss_scale),
+                                 tf.maximum(group.loss_scale / 2.0, 1.0))
+            group.loss_scale.assign(new_scale)
+            group.good_steps.assign(tf.where(finite & ~grow, group.good_steps + 1, tf.constant(0, tf.int64)))
+
+    def _eval_replica(self, batch, index):
+        seed = tf.cast(tf.stack([tf.constant(self.cfg.seed + 7919, tf.int64), tf.cast(index, tf.int64)]), tf.int32)
+        ctx = tf.distribute.get_replica_context()
+        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        outputs = self.pretrainer(batch, seed, training=False)
+        sums = rtd_sums(outputs, batch)
+        hist = auc_histograms(outputs["disc_logits"], outputs["labels"], batch["input_mask"])
+        return sums, hist
+
+    def _eval_step(self, batch, index):
+        dist = self._distribute(batch)
+        sums, hist = self.strategy.run(self._eval_replica, (dist, index))
+        reduce = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+        return {k: reduce(v) for k, v in sums.items()}, reduce(hist)

@@ -1,0 +1,200 @@
+"""The pretraining algorithm: the paper's λ argument, decoupled optimizers, strategies, labels, GDES."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import SMALL_MODEL, make_config
+
+from electra_tf.models.sampling import replaced_labels, scatter_replacements
+from electra_tf.training.metrics import discriminator_loss_sum, generator_loss_sum
+from electra_tf.training.trainer import Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trainer(tmp_path, data, name, *overrides):
+    cfg = make_config(data, *overrides)
+    return Trainer(cfg, str(tmp_path / name), export=False, progress=False)
+
+
+def _values(variables):
+    return {v.path: v.numpy().copy() for v in variables}
+
+
+def _adam_first_update_for_scaled_gradient(u1, scale, lr, beta2):
+    """Adam's first update for gradient ``scale * g``, given its first update ``u1`` for ``g``.
+
+    Keras's first Adam step is ``u = -a g / (s |g| + eps)`` with ``s = sqrt(1 - beta2)`` and
+    ``a = lr * s``; solving ``u1`` for ``eps / |g|`` gives the update for ``scale * g``
+    without knowing ``g`` or ``eps``: ``sign(u1) * scale a / ((scale - 1) s + a / |u1|)``.
+    """
+    s = np.sqrt(1.0 - beta2)
+    a = lr * s
+    out = np.zeros_like(u1, dtype=np.float64)
+    nz = u1 != 0
+    mag = np.abs(u1[nz]).astype(np.float64)
+    out[nz] = np.sign(u1[nz]) * scale * a / ((scale - 1.0) * s + a / mag)
+    return out
+
+
+def test_lambda_cancels_under_adam_except_on_shared_embeddings(tmp_path, tiny_data):
+    """Sec. 3.2: with one Adam on L_G + λ·L_D, λ only matters for variables both losses reach.
+
+    For every variable that only one model has, the update with λ=50 is exactly what Adam's
+    formula predicts from the λ=1 update when the gradient is 50x larger (λ enters only
+    through ε); the shared embedding departs from that prediction.
+    """
+    lr, beta2 = 1e-3, 0.98
+    common = ["train.mode=joint", "embedding_sharing=shared", "train.warmup_steps=0", "model.dropout=0.0",
+              "model.attention_dropout=0.0", "train.clip_norm=0", "train.weight_decay=0.0",
+              f"train.learning_rate={lr}", f"train.adam_beta2={beta2}", "train.seed=5", "train.deterministic=true"]
+    updates = {}
+    for weight in (1, 50):
+        trainer = _trainer(tmp_path, tiny_data, f"w{weight}", *common, f"train.disc_weight={weight}")
+        variables = trainer.generator.trainable_variables + trainer.discriminator.trainable_variables
+        before = _values(variables)
+        trainer.steps.train_step()
+        after = _values(variables)
+        updates[weight] = {k: after[k].astype(np.float64) - before[k] for k in before}
+        # An update is read as a difference of float32 values: it is known to one ulp of the
+        # variable, and predicting the λ=50 update from the λ=1 one can amplify that up to 50x.
+        ulp = {k: np.spacing(np.maximum(np.abs(before[k]), np.abs(after[k])).astype(np.float32)) for k in before}
+        shared = trainer.generator.encoder.word_embedding.embeddings.path
+        gen_only = {v.path for v in trainer.generator.trainable_variables} - {shared}
+        disc_only = {v.path for v in trainer.discriminator.trainable_variables} - {shared}
+    assert disc_only and gen_only
+    for path in disc_only:
+        # D's gradient is 50x larger with λ=50; nothing else differs.
+        predicted = _adam_first_update_for_scaled_gradient(updates[1][path], 50.0, lr, beta2)
+        error = np.abs(updates[50][path] - predicted)
+        # Some gradients are mathematically zero and numerically rounding noise (the key bias:
+        # softmax ignores a constant shift), so not exactly proportional; Adam turns such noise
+        # into updates far below lr * 1e-5, which is the floor allowed here.
+        assert np.all(error <= 1e-4 * np.abs(predicted) + 51 * ulp[path] + 1e-5 * lr), (path, error.max())
+    for path in gen_only:
+        np.testing.assert_allclose(updates[50][path], updates[1][path], rtol=1e-4, atol=1e-9, err_msg=path)
+    # The shared table gets g_G + λ g_D: its update is neither of the above.
+    shared_pred = _adam_first_update_for_scaled_gradient(updates[1][shared], 50.0, lr, beta2)
+    assert np.abs(updates[50][shared] - shared_pred).max() > 1e-4
+    assert np.abs(updates[50][shared] - updates[1][shared]).max() > 1e-4
+
+
+def test_decoupled_optimizers_partition_and_isolate(tmp_path, tiny_data):
+    trainer = _trainer(tmp_path, tiny_data, "dec", "train.mode=decoupled", "train.generator_lr=1e-12",
+                       "train.discriminator_lr=1e-3", "train.warmup_steps=0")
+    gen_group, disc_group = trainer.groups
+    gen_ids, disc_ids = {id(v) for v in gen_group.variables}, {id(v) for v in disc_group.variables}
+    everything = {id(v) for v in trainer.generator.trainable_variables + trainer.discriminator.trainable_variables}
+    assert not gen_ids & disc_ids
+    assert gen_ids | disc_ids == everything
+
+    # L_D sends no gradient into the generator.
+    batch = next(iter(trainer._dataset("train", 8)))
+    with tf.GradientTape() as tape:
+        out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+        disc_loss = discriminator_loss_sum(out["disc_logits"], out["labels"], batch["input_mask"])
+    grads = tape.gradient(disc_loss, gen_group.variables)
+    assert all(g is None or not np.any(tf.convert_to_tensor(g).numpy()) for g in grads)
+
+    # A near-zero generator lr freezes the generator while the discriminator learns.
+    g_before, d_before = _values(gen_group.variables), _values(disc_group.variables)
+    for _ in range(2):
+        trainer.steps.train_step()
+    g_after, d_after = _values(gen_group.variables), _values(disc_group.variables)
+    assert max(np.abs(g_after[k] - g_before[k]).max() for k in g_before) < 1e-9
+    assert all(np.abs(d_after[k] - d_before[k]).max() > 0 for k in d_before)
+
+
+def _run_cli(model_dir, data, *extra, steps=3):
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "pretrain.py"), "--model_dir", str(model_dir),
+           "--no_progress", *extra, "--set", *SMALL_MODEL, f"data.path={data}", f"train.max_steps={steps}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f], proc
+
+
+@pytest.mark.slow
+def test_mirrored_two_replicas_matches_one_device(tmp_path, tiny_data):
+    """Gradients aggregated and scaled right: same generator loss at steps 1-3 on 1 and 2 replicas."""
+    sets = ["train.mode=decoupled", "model.dropout=0.0", "model.attention_dropout=0.0", "train.seed=3"]
+    one, _ = _run_cli(tmp_path / "one", tiny_data, "--strategy", "one_device", "--no_export", "--set", *sets)
+    two, _ = _run_cli(tmp_path / "two", tiny_data, "--strategy", "mirrored", "--cpu_replicas", "2", "--no_export",
+                      "--set", *sets)
+    one = [r for r in one if "split" not in r]
+    two = [r for r in two if "split" not in r]
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two):
+        assert a["gen_loss"] == pytest.approx(b["gen_loss"], rel=1e-5, abs=1e-6)
+        assert a["grad_norm_generator"] == pytest.approx(b["grad_norm_generator"], rel=1e-4)
+
+
+def test_labels_mark_exactly_the_changed_tokens():
+    original = tf.constant([[2, 10, 11, 12, 3, 0], [2, 20, 21, 3, 0, 0]])
+    mask = tf.cast(original != 0, tf.int32)
+    positions = tf.constant([[1, 2, 0], [2, 0, 0]])
+    weights = tf.constant([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    sampled = tf.constant([[10, 99, 55], [77, 66, 66]])  # position 1 re-samples its original token
+    corrupted = scatter_replacements(original, positions, sampled, weights)
+    np.testing.assert_array_equal(corrupted.numpy(), [[2, 10, 99, 12, 3, 0], [2, 20, 77, 3, 0, 0]])
+    labels = replaced_labels(original, corrupted, mask).numpy()
+    np.testing.assert_array_equal(labels, [[0, 0, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0]])
+
+
+def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
+    trainer = _trainer(tmp_path, tiny_data, "gdes", "embedding_sharing=gdes", "train.mode=decoupled")
+    shared = trainer.generator.encoder.word_embedding.embeddings
+    delta = trainer.discriminator.encoder.word_embedding.delta
+    assert np.count_nonzero(delta.numpy()) == 0
+    gen_group, disc_group = trainer.groups
+    assert any(v is shared for v in gen_group.variables) and not any(v is shared for v in disc_group.variables)
+    assert any(v is delta for v in disc_group.variables)
+    batch = next(iter(trainer._dataset("train", 8)))
+    with tf.GradientTape(persistent=True) as tape:
+        out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+        gen_loss = generator_loss_sum(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
+        disc_loss = discriminator_loss_sum(out["disc_logits"], out["labels"], batch["input_mask"])
+
+    def norm(g):
+        return 0.0 if g is None else float(tf.norm(tf.convert_to_tensor(g)))
+
+    assert norm(tape.gradient(disc_loss, shared)) == 0.0
+    assert norm(tape.gradient(gen_loss, delta)) == 0.0
+    assert norm(tape.gradient(gen_loss, shared)) > 0.0
+    assert norm(tape.gradient(disc_loss, delta)) > 0.0
+    trainer.steps.train_step()
+    assert np.count_nonzero(delta.numpy()) > 0
+
+
+@pytest.mark.slow
+def test_end_to_end_run_writes_everything(tmp_path, tiny_data):
+    model_dir = tmp_path / "run"
+    rows, proc = _run_cli(model_dir, tiny_data, "--set", "train.eval_every=2", steps=4)
+    train_rows = [r for r in rows if "split" not in r]
+    eval_rows = [r for r in rows if r.get("split") == "eval"]
+    keys = {"step", "gen_loss", "gen_accuracy", "disc_loss", "disc_accuracy", "disc_precision", "disc_recall",
+            "disc_f1", "replaced_fraction", "lr_generator", "lr_discriminator", "tokens_per_sec", "skipped_steps"}
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    assert keys <= set(train_rows[0])
+    assert [r["step"] for r in eval_rows] == [2, 4] and "disc_auc" in eval_rows[0]
+    assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-4")
+    events = [f for _, _, fs in os.walk(model_dir / "tensorboard") for f in fs if f.startswith("events.out")]
+    assert events
+    for name in ("discriminator", "generator"):
+        assert os.path.exists(model_dir / "export" / name / "saved_model.pb")
+    assert "exports:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_deterministic_runs_write_identical_metrics(tmp_path, tiny_data):
+    sets = ["--set", "train.deterministic=true", "train.seed=11"]
+    a, _ = _run_cli(tmp_path / "a", tiny_data, "--no_export", *sets)
+    b, _ = _run_cli(tmp_path / "b", tiny_data, "--no_export", *sets)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_sec"} for r in rows]  # noqa: E731
+    assert strip(a) == strip(b)
