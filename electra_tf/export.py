@@ -82,5 +82,9 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
     }
     if vocab_model and os.path.exists(vocab_model):
         shutil.copyfile(vocab_model, os.path.join(export_dir, "vocab.model"))
+    if cfg is not None:
+        from electra_tf.config import dump_config
+
+        dump_config(cfg, os.path.join(export_dir, "config.yaml"))
     log.info("exported SavedModels to %s", export_dir)
     return paths
