@@ -49,6 +49,7 @@ _WORD = re.compile(r"[A-Za-z]+")
 _SPACE = re.compile(r"\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _CODE_START = (">>>", "...", "$ ", "```", "%", "In [")
+_RULE = re.compile(r"^[-=~^*_#+.:]+$")  # reST/numpydoc section underlines
 
 
 def corpus_roots() -> List[Tuple[str, str]]:
@@ -97,7 +98,7 @@ def _paragraphs(doc: str) -> List[str]:
     """The English paragraphs of a docstring, each joined to one line."""
     out = []
     for block in _PARAGRAPH.split(inspect.cleandoc(doc)):
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        lines = [line.strip() for line in block.splitlines() if line.strip() and not _RULE.match(line.strip())]
         if not lines or lines[0].startswith(_CODE_START):
             continue
         out.append(_SPACE.sub(" ", " ".join(lines)))

@@ -1,0 +1,181 @@
+"""The ``manifest.json`` of a TFRecord data dir, and checks of a data dir against it.
+
+A data dir is complete when its manifest exists: the writer writes it last.
+The manifest records, per split, the shard files with their example counts,
+byte sizes and sha256, so that a truncated, replaced or corrupt shard can be
+named (:func:`check_shard_files` at open time, :func:`diagnose_shards` after a
+``tf.errors.DataLossError``).
+
+Example:
+
+>>> manifest = load_manifest("tfrecords/builtin-v4096-s64")
+>>> check_manifest(manifest, vocab_size=4096, max_seq_length=64, data_dir="tfrecords/builtin-v4096-s64")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from electra_tf.data.vocab import file_sha256
+
+__all__ = [
+    "DataError", "MANIFEST", "VOCAB_MODEL", "FORMAT", "load_manifest", "check_manifest", "write_manifest",
+    "shard_name", "shard_paths", "check_shard_files", "diagnose_shards",
+]
+
+MANIFEST = "manifest.json"
+VOCAB_MODEL = "vocab.model"
+FORMAT = "electra_tf.pretraining_data.v1"
+_BUILD_HINT = ("build it with scripts/build_pretraining_data.py --input ... --vocab PREFIX.model "
+               "--output DIR --max_seq_length N (or leave data.path unset for the built-in corpus)")
+
+
+class DataError(ValueError):
+    """A data dir is missing, incomplete, corrupt or does not match the config."""
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    """``train-00000-of-00004.tfrecord``."""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def write_manifest(directory: str, manifest: Dict[str, Any]) -> None:
+    """Writes ``manifest.json`` atomically (temporary name, then rename)."""
+    path = os.path.join(directory, MANIFEST)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def load_manifest(data_dir: str) -> Dict[str, Any]:
+    """Reads a data dir's manifest.
+
+    Raises:
+        DataError: the dir or its manifest is missing (an incomplete build), or
+            the manifest is not valid JSON of this format.
+    """
+    if not os.path.isdir(data_dir):
+        raise DataError(f"data dir {data_dir} does not exist; {_BUILD_HINT}")
+    path = os.path.join(data_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise DataError(f"data dir {data_dir} has no {MANIFEST}: it is not a data dir or its build did not "
+                        f"finish; {_BUILD_HINT}")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} cannot be read as JSON ({exc}); rebuild the data dir") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise DataError(f"{path} has format {found!r}, expected {FORMAT!r}; rebuild the data dir")
+    return manifest
+
+
+def check_manifest(manifest: Dict[str, Any], vocab_size: Optional[int], max_seq_length: Optional[int],
+                   data_dir: str) -> None:
+    """Checks a manifest against the config's vocabulary size and sequence length.
+
+    Args:
+        manifest: as returned by :func:`load_manifest`.
+        vocab_size: ``model.vocab_size``, or None to skip the check.
+        max_seq_length: ``data.max_seq_length``, or None to skip the check.
+        data_dir: the dir, for the message.
+
+    Raises:
+        DataError: naming both values when they differ.
+    """
+    if vocab_size is not None and int(manifest["vocab_size"]) != int(vocab_size):
+        raise DataError(f"data dir {data_dir} was built with a vocabulary of {manifest['vocab_size']} pieces but "
+                        f"model.vocab_size is {vocab_size}; set model.vocab_size to {manifest['vocab_size']} "
+                        "(or auto) or rebuild the data with a matching vocabulary")
+    if max_seq_length is not None and int(manifest["max_seq_length"]) != int(max_seq_length):
+        raise DataError(f"data dir {data_dir} holds sequences of length {manifest['max_seq_length']} but "
+                        f"data.max_seq_length is {max_seq_length}; set data.max_seq_length to "
+                        f"{manifest['max_seq_length']} or rebuild the data with --max_seq_length {max_seq_length}")
+
+
+def shard_paths(data_dir: str, manifest: Dict[str, Any], split: str) -> List[str]:
+    """The shard files of one split, in manifest order.
+
+    Raises:
+        DataError: the split is unknown or has no examples.
+    """
+    shards = manifest.get("shards", {})
+    if split not in shards:
+        raise DataError(f"data dir {data_dir} has no split {split!r} (splits: {', '.join(sorted(shards))})")
+    if not shards[split]:
+        raise DataError(f"data dir {data_dir} has no {split} examples (built with eval_fraction="
+                        f"{manifest.get('eval_fraction')}); rebuild with a larger --eval_fraction or more text")
+    return [os.path.join(data_dir, shard["file"]) for shard in shards[split]]
+
+
+def _size_problems(data_dir: str, manifest: Dict[str, Any], splits: List[str]) -> Dict[str, str]:
+    """``{path: problem}`` for each shard that is missing or has the wrong size."""
+    problems = {}
+    for split in splits:
+        for shard in manifest.get("shards", {}).get(split, []):
+            path = os.path.join(data_dir, shard["file"])
+            if not os.path.isfile(path):
+                problems[path] = f"shard {path} is missing"
+                continue
+            size = os.path.getsize(path)
+            if size != shard["bytes"]:
+                kind = "truncated" if size < shard["bytes"] else "longer than written"
+                problems[path] = f"shard {path} is {kind}: {size} bytes, the manifest records {shard['bytes']}"
+    return problems
+
+
+def check_shard_files(data_dir: str, manifest: Dict[str, Any], split: str) -> List[str]:
+    """Checks that every shard of ``split`` exists with the size the manifest records.
+
+    Returns:
+        The shard paths.
+
+    Raises:
+        DataError: naming each missing or resized shard file.
+    """
+    paths = shard_paths(data_dir, manifest, split)
+    problems = _size_problems(data_dir, manifest, [split])
+    if problems:
+        raise DataError("; ".join(problems.values()) + "; rebuild the data dir")
+    return paths
+
+
+def diagnose_shards(data_dir: str, deep: bool = True) -> List[str]:
+    """Finds what is wrong with a data dir's shards.
+
+    Call it when reading raised ``tf.errors.DataLossError`` (whose message does
+    not name the file) to report which shard is bad.
+
+    Args:
+        data_dir: the data dir.
+        deep: also compare every file's sha256 with the manifest's (reads all bytes).
+
+    Returns:
+        One message per problem, each naming the file; empty when all is well.
+    """
+    try:
+        manifest = load_manifest(data_dir)
+    except DataError as exc:
+        return [str(exc)]
+    splits = sorted(manifest.get("shards", {}))
+    bad_size = _size_problems(data_dir, manifest, splits)
+    problems = list(bad_size.values())
+    vocab = os.path.join(data_dir, VOCAB_MODEL)
+    if not os.path.isfile(vocab):
+        problems.append(f"vocabulary {vocab} is missing")
+    elif deep and file_sha256(vocab) != manifest.get("vocab_sha256"):
+        problems.append(f"vocabulary {vocab} differs from the one the data was built with (sha256 mismatch)")
+    if not deep:
+        return problems
+    for split in splits:
+        for shard in manifest["shards"][split]:
+            path = os.path.join(data_dir, shard["file"])
+            if path not in bad_size and file_sha256(path) != shard["sha256"]:
+                problems.append(f"shard {path} is corrupt: its bytes differ from what was written "
+                                "(sha256 mismatch with the manifest)")
+    return problems
