@@ -3,7 +3,7 @@
 One loader for fine-tuning, fair RTD evaluation, warm starts and tools:
 
 >>> cfg, generator, discriminator = load_pretrained("runs/tiny")          # doctest: +SKIP
->>> cfg, _, discriminator = load_pretrained("runs/tiny/export/discriminator", which=("discriminator",))  # doctest: +SKIP
+>>> _, _, disc = load_pretrained("runs/tiny/export/discriminator", which=("discriminator",))  # doctest: +SKIP
 """
 
 import logging
@@ -11,6 +11,7 @@ import os
 
 import tensorflow as tf
 import yaml
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from electra_tf.config import config_from_dict
 from electra_tf.models import build_models
@@ -58,8 +59,54 @@ def weight_prefixes(path):
     return found
 
 
+def saved_variable_keys(prefix):
+    """``{variable name: checkpoint key}`` of every variable value saved in a checkpoint.
+
+    A variable's name is its Keras path (``discriminator/encoder/transformer_block_0/...``),
+    recorded in the checkpoint's object graph whatever object path led to it.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    keys = {}
+    for node in graph.nodes:
+        for attribute in node.attributes:
+            if attribute.name == "VARIABLE_VALUE":
+                keys.setdefault(attribute.full_name.split(":")[0], attribute.checkpoint_key)
+    return keys
+
+
+def assign_by_name(prefix, name, model, source=None):
+    """Assigns every weight of ``model`` the checkpoint value saved under the same variable name.
+
+    Raises:
+        ValueError: a weight has no saved value or another shape; the message
+            names the variable (and both shapes).
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    keys = saved_variable_keys(prefix)
+    missing = [w.path for w in model.weights if w.path not in keys]
+    if missing:
+        raise ValueError(f"the {name} weights in {source or prefix} do not fit this model: no saved value for "
+                         f"{len(missing)} of its {len(model.weights)} weights (first: {missing[0]})")
+    for weight in model.weights:
+        saved_shape = list(shapes[keys[weight.path]])
+        if saved_shape != list(weight.shape):
+            raise ValueError(f"the {name} weights in {source or prefix} do not fit this model; {weight.path}: saved "
+                             f"shape {saved_shape}, this model's {list(weight.shape)}")
+    for weight in model.weights:
+        weight.assign(reader.get_tensor(keys[weight.path]))
+
+
 def restore_weights(prefix, name, model, source=None):
     """Reads ``name``'s weights from a checkpoint prefix into ``model``.
+
+    The object-graph restore is followed by :func:`assign_by_name`: Keras 3
+    does not give a ``tf.train.Checkpoint`` the layers held in a Python list
+    (the encoder's transformer blocks), so ``tf.train.Checkpoint(discriminator=
+    model).read`` alone silently leaves them at their random initial values
+    (a training checkpoint reaches them only through the optimizers).
 
     Raises:
         ValueError: the saved weights do not fit (another vocabulary or size);
@@ -84,6 +131,7 @@ def restore_weights(prefix, name, model, source=None):
                 break
         raise ValueError(f"the {name} weights in {source or prefix} do not fit this model{mismatch} ({detail})") \
             from None
+    assign_by_name(prefix, name, model, source)
 
 
 def load_pretrained(path, which=("generator", "discriminator"), cfg=None):
@@ -104,3 +152,18 @@ def load_pretrained(path, which=("generator", "discriminator"), cfg=None):
             raise FileNotFoundError(f"{path} has no {name} weights")
         restore_weights(prefixes[name], name, out[name], source=path)
     return cfg, out["generator"], out["discriminator"]
+
+
+def recorded_data_dir(cfg):
+    """The data dir a run was trained on, as its config records it (it may no longer exist).
+
+    ``data.path`` when set; otherwise the built-in data dir for the config's
+    vocabulary size, sequence length and corpus size under ``data.builtin_dir``
+    (relative paths are relative to the working directory, as in training).
+    """
+    if cfg.data.path:
+        return cfg.data.path
+    from electra_tf.data.builtin import builtin_data_dir
+
+    return builtin_data_dir(cfg.data.builtin_dir, cfg.model.vocab_size, cfg.data.max_seq_length,
+                            cfg.data.builtin_corpus_mb)

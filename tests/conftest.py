@@ -5,7 +5,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_configure(config):
@@ -46,3 +52,26 @@ def make_config(data_dir, *overrides):
     from electra_tf.config import load_config
 
     return load_config("tiny", [*SMALL_MODEL, f"data.path={data_dir}", *overrides])
+
+
+def pretrain_command(model_dir, data, *extra, steps=3):
+    """The scripts/pretrain.py command line for a test-sized run."""
+    return [sys.executable, os.path.join(ROOT, "scripts", "pretrain.py"), "--model_dir", str(model_dir),
+            "--no_progress", "--set", *SMALL_MODEL, f"data.path={data}", f"train.max_steps={steps}", *extra]
+
+
+def subprocess_env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def run_pretrain(model_dir, data, *extra, steps=3, expect=0):
+    """Runs scripts/pretrain.py; returns (metrics rows, completed process)."""
+    proc = subprocess.run(pretrain_command(model_dir, data, *extra, steps=steps), capture_output=True, text=True,
+                          env=subprocess_env(), timeout=900)
+    assert proc.returncode == expect, proc.stderr[-3000:]
+    path = os.path.join(model_dir, "metrics.jsonl")
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f]
+    return rows, proc

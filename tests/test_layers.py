@@ -58,12 +58,12 @@ def _bias():
 
 POSITIONS = tf.constant([[1, 2], [1, 0]])
 CASES = {
-    "attention": (_attention, lambda l: l(_hidden(), attention_bias=None, padding_mask=MASK), (B, S, H)),
-    "block": (_block, lambda l: l(_hidden(), padding_mask=MASK), (B, S, H)),
-    "embeddings": (_embeddings, lambda l: l(IDS), (B, S, H)),
-    "rtd_head": (_rtd_head, lambda l: l(_hidden()), (B, S)),
-    "mlm_head": (_mlm_head, lambda l: l(_hidden(), POSITIONS), (B, 2, 10)),
-    "relative_bias": (_bias, lambda l: l(_hidden()), (1, 2, S, S)),
+    "attention": (_attention, lambda layer: layer(_hidden(), attention_bias=None, padding_mask=MASK), (B, S, H)),
+    "block": (_block, lambda layer: layer(_hidden(), padding_mask=MASK), (B, S, H)),
+    "embeddings": (_embeddings, lambda layer: layer(IDS), (B, S, H)),
+    "rtd_head": (_rtd_head, lambda layer: layer(_hidden()), (B, S)),
+    "mlm_head": (_mlm_head, lambda layer: layer(_hidden(), POSITIONS), (B, 2, 10)),
+    "relative_bias": (_bias, lambda layer: layer(_hidden()), (1, 2, S, S)),
 }
 
 

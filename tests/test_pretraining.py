@@ -1,20 +1,15 @@
 """The pretraining algorithm: the paper's λ argument, decoupled optimizers, strategies, labels, GDES."""
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMALL_MODEL, make_config
+from conftest import make_config, run_pretrain
 
 from electra_tf.models.sampling import replaced_labels, scatter_replacements
 from electra_tf.training.metrics import discriminator_loss_sum, generator_loss_sum
 from electra_tf.training.trainer import Trainer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _trainer(tmp_path, data, name, *overrides):
@@ -111,13 +106,7 @@ def test_decoupled_optimizers_partition_and_isolate(tmp_path, tiny_data):
 
 
 def _run_cli(model_dir, data, *extra, steps=3):
-    cmd = [sys.executable, os.path.join(ROOT, "scripts", "pretrain.py"), "--model_dir", str(model_dir),
-           "--no_progress", *extra, "--set", *SMALL_MODEL, f"data.path={data}", f"train.max_steps={steps}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f], proc
+    return run_pretrain(model_dir, data, *extra, steps=steps)
 
 
 @pytest.mark.slow

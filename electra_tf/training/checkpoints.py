@@ -43,7 +43,7 @@ class CheckpointKeeper:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
                 return path
-            except (tf.errors.OpError, ValueError, AssertionError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to read means "not this one"
                 log.warning("checkpoint %s cannot be restored (%s: %s); falling back to the previous one",
                             path, type(exc).__name__, str(exc).splitlines()[0][:200])
         if candidates:

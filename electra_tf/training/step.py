@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from electra_tf.training.metrics import auc_histograms, discriminator_loss_sum, generator_loss_sum, rtd_sums
+from electra_tf.training.metrics import SUM_KEYS, auc_histograms, discriminator_loss_sum, generator_loss_sum, rtd_sums
 
 LOSS_SCALE_INIT = 2.0 ** 15
 LOSS_SCALE_GROWTH_INTERVAL = 2000
@@ -24,10 +24,11 @@ class OptimizerGroup:
         self.loss_scale = None
         self.good_steps = None
         if dynamic_loss_scale:
+            agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.loss_scale = tf.Variable(LOSS_SCALE_INIT, trainable=False, dtype=tf.float32,
-                                          name=f"{name}_loss_scale", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                                          name=f"{name}_loss_scale", aggregation=agg)
             self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name=f"{name}_good_steps",
-                                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                                          aggregation=agg)
 
     def scale(self):
         return self.loss_scale if self.loss_scale is not None else tf.constant(1.0)
@@ -64,6 +65,12 @@ class PretrainingSteps:
                                                  aggregation=agg)
             self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
                                              aggregation=agg)
+            # Metric sums since the last log line, kept in the graph (no per-step host reads) and
+            # checkpointed, so the rows written after a resume equal those of an unbroken run.
+            self.window = {k: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=f"window_{k}",
+                                          aggregation=agg) for k in SUM_KEYS}
+            self.window_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="window_steps",
+                                            aggregation=agg)
         self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
         self.train_step = tf.function(self._train_step)
         self.eval_step = tf.function(self._eval_step)
@@ -161,9 +168,32 @@ class PretrainingSteps:
         self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))
         self.skipped_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
         self.step.assign_add(1)
-        reduced = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+        for key, value in sums.items():
+            self.window[key].assign_add(tf.cast(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
+                                                tf.float64))
+        self.window_steps.assign_add(1)
         norms = [self.strategy.experimental_local_results(n)[0] for n in norms]
-        return reduced, norms, finite
+        return norms, finite
+
+    def read_window(self):
+        """Returns and resets the metric sums accumulated since the last call."""
+        sums = {k: float(v.numpy()) for k, v in self.window.items()}
+        steps = int(self.window_steps.numpy())
+        for v in self.window.values():
+            v.assign(0.0)
+        self.window_steps.assign(0)
+        return sums, steps
+
+    def checkpoint_objects(self):
+        """Loop state that a resume must restore besides models, optimizers and the iterator."""
+        objects = {"step": self.step, "skipped_steps": self.skipped_steps,
+                   "consecutive_skips": self.consecutive_skips, "window_steps": self.window_steps,
+                   "window": dict(self.window)}
+        for group in self.groups:
+            if group.loss_scale is not None:
+                objects[f"{group.name}_loss_scale"] = group.loss_scale
+                objects[f"{group.name}_good_steps"] = group.good_steps
+        return objects
 
     def _apply_all(self, grads):
         self.strategy.run(self._apply, (grads,))

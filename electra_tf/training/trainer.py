@@ -185,17 +185,14 @@ class Trainer:
                 group.optimizer.build(group.variables)  # eagerly: a lazy build inside strategy.run fails
             self.steps = PretrainingSteps(self.strategy, self.pretrainer, self.groups, t, self.iterator,
                                           local_replicas)
-        objects = dict(generator=self.generator, discriminator=self.discriminator, step=self.steps.step,
-                       skipped_steps=self.steps.skipped_steps, consecutive_skips=self.steps.consecutive_skips,
-                       iterator=self.iterator)
+        objects = dict(generator=self.generator, discriminator=self.discriminator, iterator=self.iterator,
+                       dropout_seeds=_seed_states(self.generator, self.discriminator),
+                       **self.steps.checkpoint_objects())
         if t.mode == "joint":
             objects["optimizer"] = self.groups[0].optimizer
         else:
             objects["generator_optimizer"] = self.groups[0].optimizer
             objects["discriminator_optimizer"] = self.groups[1].optimizer
-        for group in self.groups:
-            if group.loss_scale is not None:
-                objects[f"{group.name}_loss_scale"] = group.loss_scale
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
                                        keep=t.keep_checkpoints, is_chief=self.chief)
@@ -241,31 +238,24 @@ class Trainer:
         tokens_per_step = t.batch_size * self.cfg.data.max_seq_length
         bar = tqdm(total=t.max_steps, initial=start, unit="step", disable=not (self.progress and self.chief),
                    dynamic_ncols=True, desc="pretraining")
-        total, last_row = {}, {}
-        window_start, window_steps = time.perf_counter(), 0
+        last_row = {}
+        window_start = time.perf_counter()
         try:
             step = start
             while step < t.max_steps:
                 if self.profile_steps and step == self.profile_steps[0] and self.chief:
                     tf.profiler.experimental.start(os.path.join(self.model_dir, "tensorboard", "profile"))
                 try:
-                    sums, norms, finite = self.steps.train_step()
+                    norms, finite = self.steps.train_step()
                 except tf.errors.DataLossError as exc:
                     raise corrupt_shard_error(self.data_dir, exc) from None
                 step += 1
-                window_steps += 1
                 if self.profile_steps and step == self.profile_steps[1] and self.chief:
                     tf.profiler.experimental.stop()
-                M.add_sums(total, {k: v.numpy() for k, v in sums.items()})
                 skips = int(self.steps.consecutive_skips.numpy())
-                if skips >= t.max_skipped_steps:
-                    raise DivergenceError(
-                        f"step {step}: {skips} consecutive steps had a non-finite loss or gradient; the last good "
-                        f"checkpoint is kept in {self.keeper.directory}. Lower the learning rate "
-                        f"(train.learning_rate / train.generator_lr / train.discriminator_lr) or raise "
-                        f"train.warmup_steps, then run again")
-                if step % t.log_every == 0 or step == t.max_steps:
+                if step % t.log_every == 0 or step == t.max_steps or skips >= t.max_skipped_steps:
                     elapsed = time.perf_counter() - window_start
+                    total, window_steps = self.steps.read_window()
                     row = {"step": step, **M.summarize(total), **self._learning_rates(),
                            "grad_norm_" + self.groups[0].name: float(norms[0]),
                            "skipped_steps": int(self.steps.skipped_steps.numpy()),
@@ -276,13 +266,20 @@ class Trainer:
                     last_row = row
                     bar.set_postfix(gen_loss=f"{row['gen_loss']:.3f}", disc_f1=f"{row['disc_f1']:.3f}",
                                     tok_s=f"{row['tokens_per_sec']:.0f}")
-                    total, window_start, window_steps = {}, time.perf_counter(), 0
+                    window_start = time.perf_counter()
                 bar.update(1)
+                if skips >= t.max_skipped_steps:
+                    raise DivergenceError(
+                        f"step {step}: {skips} consecutive steps had a non-finite loss or gradient; the last good "
+                        f"checkpoint is kept in {self.keeper.directory}. Lower the learning rate "
+                        f"(train.learning_rate / train.generator_lr / train.discriminator_lr) or raise "
+                        f"train.warmup_steps, then run again")
                 if t.eval_every and step % t.eval_every == 0:
                     result = self.evaluate()
                     if result is not None:
                         run_log.write({"step": step, **result}, split="eval")
-                if step % t.checkpoint_every == 0 or step == t.max_steps:
+                # No checkpoint while steps are being skipped: the last good one must survive rotation.
+                if skips == 0 and (step % t.checkpoint_every == 0 or step == t.max_steps):
                     self.keeper.save(step)
                 if self._stop_signal is not None:
                     if step % t.checkpoint_every and step != t.max_steps:
@@ -302,6 +299,18 @@ class Trainer:
 
         return export_models(self.model_dir, self.generator, self.discriminator, self.cfg,
                              vocab_model=vocab_path(self.data_dir))
+
+
+def _seed_states(*models):
+    """The state variables of the models' dropout seed generators, so a resume replays the same masks."""
+    states, seen = [], set()
+    for model in models:
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None and id(generator.state) not in seen:
+                seen.add(id(generator.state))
+                states.append(generator.state)
+    return states
 
 
 def config_summary(cfg):
