@@ -164,7 +164,7 @@ def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
 @pytest.mark.slow
 def test_end_to_end_run_writes_everything(tmp_path, tiny_data):
     model_dir = tmp_path / "run"
-    rows, proc = _run_cli(model_dir, tiny_data, "--set", "train.eval_every=2", steps=4)
+    rows, proc = _run_cli(model_dir, tiny_data, "--profile_steps", "1,3", "--set", "train.eval_every=2", steps=4)
     train_rows = [r for r in rows if "split" not in r]
     eval_rows = [r for r in rows if r.get("split") == "eval"]
     keys = {"step", "gen_loss", "gen_accuracy", "disc_loss", "disc_accuracy", "disc_precision", "disc_recall",
@@ -178,6 +178,8 @@ def test_end_to_end_run_writes_everything(tmp_path, tiny_data):
     for name in ("discriminator", "generator"):
         assert os.path.exists(model_dir / "export" / name / "saved_model.pb")
     assert "exports:" in proc.stdout
+    traces = [f for _, _, fs in os.walk(model_dir / "tensorboard" / "profile") for f in fs if f.endswith(".xplane.pb")]
+    assert traces, "--profile_steps should write a profiler trace"
 
 
 @pytest.mark.slow
@@ -187,3 +189,70 @@ def test_deterministic_runs_write_identical_metrics(tmp_path, tiny_data):
     b, _ = _run_cli(tmp_path / "b", tiny_data, "--no_export", *sets)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_sec"} for r in rows]  # noqa: E731
     assert strip(a) == strip(b)
+
+
+def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data):
+    """Two micro-batches of 4 give the same update as one batch of 8 (losses use global denominators)."""
+    common = ["model.dropout=0.0", "model.attention_dropout=0.0", "train.warmup_steps=0", "train.seed=2"]
+    results = []
+    for accum in (1, 2):
+        trainer = _trainer(tmp_path, tiny_data, f"acc{accum}", *common, f"train.grad_accum_steps={accum}")
+        trainer.steps.train_step()
+        results.append([v.numpy() for v in trainer.generator.weights + trainer.discriminator.weights])
+        sums, _ = trainer.steps.read_window()
+        results.append(sums)
+    one, one_sums, two, two_sums = results
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for key in ("gen_count", "disc_count", "true_pos"):
+        assert one_sums[key] == two_sums[key]
+    assert one_sums["gen_loss_sum"] == pytest.approx(two_sums["gen_loss_sum"], rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_keeps_losses_and_sampling_in_float32(tmp_path, tiny_data, precision):
+    trainer = _trainer(tmp_path, tiny_data, precision, f"train.mixed_precision={precision}")
+    batch = next(iter(trainer._dataset("train", 8)))
+    out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+    assert out["gen_logits"].dtype == tf.float32 and out["disc_logits"].dtype == tf.float32
+    assert trainer.discriminator.encoder.blocks[0].compute_dtype == precision
+    assert all(v.dtype == tf.float32 for v in trainer.discriminator.trainable_variables)
+    for _ in range(3):
+        _, finite = trainer.steps.train_step()
+    sums, steps = trainer.steps.read_window()
+    assert steps == 3 and np.isfinite(sums["gen_loss_sum"]) and np.isfinite(sums["disc_loss_sum"])
+    if precision == "float16":
+        assert all(g.loss_scale is not None for g in trainer.groups)
+        assert bool(finite) and float(trainer.groups[0].loss_scale.numpy()) == 2.0 ** 15
+    else:
+        assert all(g.loss_scale is None for g in trainer.groups)
+
+
+@pytest.mark.slow
+def test_jit_compiled_step_matches_the_plain_step(tmp_path, tiny_data):
+    common = ["model.dropout=0.0", "model.attention_dropout=0.0", "train.warmup_steps=0", "train.seed=4"]
+    losses = []
+    for jit in ("false", "true"):
+        trainer = _trainer(tmp_path, tiny_data, f"jit{jit}", *common, f"train.jit_compile={jit}")
+        for _ in range(2):
+            trainer.steps.train_step()
+        sums, _ = trainer.steps.read_window()
+        losses.append(sums["gen_loss_sum"] / sums["gen_count"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_gumbel_sampling_follows_the_softmax_and_can_forbid_the_original():
+    from electra_tf.models.sampling import gumbel_sample
+
+    logits = tf.math.log(tf.constant([[[0.7, 0.2, 0.1]]] * 1))
+    logits = tf.tile(logits, [4000, 1, 1])  # 4000 independent draws
+    draws = gumbel_sample(logits, tf.constant([3, 9])).numpy().ravel()
+    freq = np.bincount(draws, minlength=3) / draws.size
+    np.testing.assert_allclose(freq, [0.7, 0.2, 0.1], atol=0.03)
+    again = gumbel_sample(logits, tf.constant([3, 9])).numpy().ravel()
+    np.testing.assert_array_equal(draws, again)  # stateless: same seed, same tokens
+    forbid = tf.zeros([4000, 1], tf.int32)
+    no_zero = gumbel_sample(logits, tf.constant([3, 9]), forbid_ids=forbid).numpy().ravel()
+    assert not np.any(no_zero == 0)
+    hot = gumbel_sample(logits, tf.constant([3, 9]), temperature=0.05).numpy().ravel()
+    assert np.mean(hot == 0) > 0.99  # low temperature approaches argmax

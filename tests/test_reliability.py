@@ -208,7 +208,7 @@ def test_a_different_config_in_the_model_dir_is_refused_unless_overwrite(tmp_pat
     _, proc = run_pretrain(model_dir, tiny_data, "--no_export", "--set", "train.generator_lr=1e-3", steps=4,
                            expect=2)
     assert "already holds a run with a different config" in proc.stderr
-    assert "train.generator_lr: 0.0002 -> 0.001" in proc.stderr
+    assert "train.generator_lr: 0.0001 -> 0.001" in proc.stderr
     rows, _ = run_pretrain(model_dir, tiny_data, "--no_export", steps=4)  # same config: resumes
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     rows, _ = run_pretrain(model_dir, tiny_data, "--no_export", "--overwrite", "--set", "train.generator_lr=1e-3",

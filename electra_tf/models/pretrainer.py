@@ -38,7 +38,7 @@ class ElectraPretrainer(keras.Model):
             batch: dict from the data pipeline: ``input_ids`` (original),
                 ``input_mask``, ``masked_input_ids``, ``masked_positions``,
                 ``masked_ids``, ``masked_weights``.
-            seed: int32 [2] stateless sampling seed.
+            seed: int [B, 2] per-example stateless sampling seeds (or one [2] seed).
             training: dropout on or off.
 
         Returns:

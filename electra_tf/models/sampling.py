@@ -3,16 +3,29 @@
 import tensorflow as tf
 
 
+def example_seeds(seed, batch_size):
+    """Per-example stateless seeds [B, 2] int64 from one seed [2]: row i is ``(seed[0], seed[1] + i)``.
+
+    Callers give each example of a global batch a distinct offset (its index), so the noise an
+    example gets does not depend on how the batch is split across replicas or micro-batches.
+    """
+    seed = tf.cast(tf.reshape(seed, [2]), tf.int64)
+    offsets = tf.range(tf.cast(batch_size, tf.int64), dtype=tf.int64)
+    return tf.stack([tf.fill([batch_size], seed[0]), seed[1] + offsets], axis=1)
+
+
 def gumbel_sample(logits, seed, temperature=1.0, forbid_ids=None):
     """Draws one token per row of ``logits`` by the Gumbel-max trick, in float32.
 
     ``argmax(logits / T + Gumbel noise)`` is an exact sample of
-    ``softmax(logits / T)``. The noise comes from a stateless generator keyed by
-    ``seed``, so a step draws the same tokens however often it is replayed.
+    ``softmax(logits / T)``. The noise comes from stateless generators keyed
+    by one seed per example, so a step draws the same tokens however often it
+    is replayed and however the batch is split.
 
     Args:
         logits: float [B, P, V] generator logits at the masked positions.
-        seed: int32 [2] stateless seed.
+        seed: int [B, 2] per-example stateless seeds, or one [2] seed
+            (expanded with :func:`example_seeds`).
         temperature: softmax temperature (> 0).
         forbid_ids: optional int [B, P] token per position that may not be
             drawn (ELECTRA's ``disallow_correct``: the original token).
@@ -21,11 +34,15 @@ def gumbel_sample(logits, seed, temperature=1.0, forbid_ids=None):
         int32 [B, P] sampled token ids (no gradient flows through them).
     """
     logits = tf.cast(tf.stop_gradient(logits), tf.float32) / temperature
+    shape = tf.shape(logits)
     if forbid_ids is not None:
-        vocab = tf.shape(logits)[-1]
-        logits += tf.one_hot(forbid_ids, vocab, on_value=-1e9, off_value=0.0, dtype=tf.float32)
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-9, maxval=1.0,
-                                          dtype=tf.float32)
+        logits += tf.one_hot(forbid_ids, shape[-1], on_value=-1e9, off_value=0.0, dtype=tf.float32)
+    seeds = tf.cast(seed, tf.int64)
+    if seeds.shape.rank == 1:
+        seeds = example_seeds(seeds, shape[0])
+    uniform = tf.map_fn(
+        lambda s: tf.random.stateless_uniform(shape[1:], seed=s, minval=1e-9, maxval=1.0, dtype=tf.float32),
+        seeds, fn_output_signature=tf.float32)
     gumbel = -tf.math.log(-tf.math.log(uniform))
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
 

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from electra_tf.models.sampling import example_seeds
 from electra_tf.training.metrics import SUM_KEYS, auc_histograms, discriminator_loss_sum, generator_loss_sum, rtd_sums
 
 LOSS_SCALE_INIT = 2.0 ** 15
@@ -98,12 +99,19 @@ class PretrainingSteps:
         return tf.maximum(gen_den, 1.0), tf.maximum(disc_den, 1.0)
 
     # ------------------------------------------------------------------ replica computation
-    def _seed(self, stream, micro):
+    def _seeds(self, stream, step, first_example, count):
+        """Per-example sampling seeds: (seed + stream, step * global batch + example index).
+
+        Keyed by the example's index in the global batch, the noise is the same under any number of
+        replicas or micro-batches, and replays exactly after a resume.
+        """
+        base = tf.cast(step, tf.int64) * self.cfg.batch_size + tf.cast(first_example, tf.int64)
+        return example_seeds(tf.stack([tf.constant(self.cfg.seed + stream, tf.int64), base]), count)
+
+    def _first_example(self, per_replica_batch):
         ctx = tf.distribute.get_replica_context()
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-        base = tf.stack([tf.constant(self.cfg.seed + stream, tf.int64), tf.cast(self.step, tf.int64)])
-        base = tf.cast(base, tf.int32)
-        return tf.random.experimental.stateless_fold_in(base, replica * 1000 + micro)
+        return tf.cast(replica, tf.int64) * per_replica_batch
 
     def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales):
         variables = [v for g in self.groups for v in g.variables]
@@ -125,10 +133,14 @@ class PretrainingSteps:
     def _replica_grads(self, batch, gen_den, disc_den):
         scales = [g.scale() for g in self.groups]
         k = self.cfg.grad_accum_steps
+        per_replica = self.cfg.batch_size // self.strategy.num_replicas_in_sync
+        micro_size = per_replica // k
+        first = self._first_example(per_replica)
         grads, sums = None, None
         for micro in range(k):
             mb = batch if k == 1 else tf.nest.map_structure(lambda t: tf.split(t, k, axis=0)[micro], batch)
-            g, s = self._forward_backward(mb, self._seed(0, micro), gen_den, disc_den, scales)
+            seeds = self._seeds(0, self.step, first + micro * micro_size, micro_size)
+            g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales)
             if grads is None:
                 grads, sums = g, s
             else:
@@ -210,10 +222,9 @@ class PretrainingSteps:
             group.good_steps.assign(tf.where(finite & ~grow, group.good_steps + 1, tf.constant(0, tf.int64)))
 
     def _eval_replica(self, batch, index):
-        seed = tf.cast(tf.stack([tf.constant(self.cfg.seed + 7919, tf.int64), tf.cast(index, tf.int64)]), tf.int32)
-        ctx = tf.distribute.get_replica_context()
-        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
-        outputs = self.pretrainer(batch, seed, training=False)
+        size = tf.shape(batch["input_ids"])[0]
+        seeds = self._seeds(7919, index, self._first_example(tf.cast(size, tf.int64)), size)
+        outputs = self.pretrainer(batch, seeds, training=False)
         sums = rtd_sums(outputs, batch)
         hist = auc_histograms(outputs["disc_logits"], outputs["labels"], batch["input_mask"])
         return sums, hist
