@@ -11,7 +11,6 @@ import os
 
 import tensorflow as tf
 import yaml
-from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from electra_tf.config import config_from_dict
 from electra_tf.models import build_models
@@ -59,79 +58,22 @@ def weight_prefixes(path):
     return found
 
 
-def saved_variable_keys(prefix):
-    """``{variable name: checkpoint key}`` of every variable value saved in a checkpoint.
-
-    A variable's name is its Keras path (``discriminator/encoder/transformer_block_0/...``),
-    recorded in the checkpoint's object graph whatever object path led to it.
-    """
-    reader = tf.train.load_checkpoint(prefix)
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    keys = {}
-    for node in graph.nodes:
-        for attribute in node.attributes:
-            if attribute.name == "VARIABLE_VALUE":
-                keys.setdefault(attribute.full_name.split(":")[0], attribute.checkpoint_key)
-    return keys
-
-
-def assign_by_name(prefix, name, model, source=None):
-    """Assigns every weight of ``model`` the checkpoint value saved under the same variable name.
-
-    Raises:
-        ValueError: a weight has no saved value or another shape; the message
-            names the variable (and both shapes).
-    """
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    keys = saved_variable_keys(prefix)
-    missing = [w.path for w in model.weights if w.path not in keys]
-    if missing:
-        raise ValueError(f"the {name} weights in {source or prefix} do not fit this model: no saved value for "
-                         f"{len(missing)} of its {len(model.weights)} weights (first: {missing[0]})")
-    for weight in model.weights:
-        saved_shape = list(shapes[keys[weight.path]])
-        if saved_shape != list(weight.shape):
-            raise ValueError(f"the {name} weights in {source or prefix} do not fit this model; {weight.path}: saved "
-                             f"shape {saved_shape}, this model's {list(weight.shape)}")
-    for weight in model.weights:
-        weight.assign(reader.get_tensor(keys[weight.path]))
-
-
 def restore_weights(prefix, name, model, source=None):
     """Reads ``name``'s weights from a checkpoint prefix into ``model``.
 
-    The object-graph restore is followed by :func:`assign_by_name`: Keras 3
-    does not give a ``tf.train.Checkpoint`` the layers held in a Python list
-    (the encoder's transformer blocks), so ``tf.train.Checkpoint(discriminator=
-    model).read`` alone silently leaves them at their random initial values
-    (a training checkpoint reaches them only through the optimizers).
+    Every object of the model must find its saved value
+    (``assert_existing_objects_matched``), so a partial restore cannot pass
+    silently.
 
     Raises:
         ValueError: the saved weights do not fit (another vocabulary or size);
-            the message names the variable and both shapes.
+            TensorFlow's message, kept here, names the variable and both shapes.
     """
-    reader = tf.train.load_checkpoint(prefix)
-    saved = reader.get_variable_to_shape_map()
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    saved_shapes = {k[: -len(suffix)]: v for k, v in saved.items() if k.startswith(name + "/") and k.endswith(suffix)}
     try:
         tf.train.Checkpoint(**{name: model}).read(prefix).expect_partial().assert_existing_objects_matched()
     except (ValueError, tf.errors.InvalidArgumentError, AssertionError) as exc:
         detail = str(exc).splitlines()[0][:600]
-        mismatch = ""
-        for var in model.weights:
-            for key, shape in saved_shapes.items():
-                if key.endswith("/" + var.name) or key.endswith(var.path.split("/", 1)[-1]):
-                    if list(shape) != list(var.shape):
-                        mismatch = f"; {var.path}: saved shape {list(shape)}, this model's {list(var.shape)}"
-                        break
-            if mismatch:
-                break
-        raise ValueError(f"the {name} weights in {source or prefix} do not fit this model{mismatch} ({detail})") \
-            from None
-    assign_by_name(prefix, name, model, source)
+        raise ValueError(f"the {name} weights in {source or prefix} do not fit this model: {detail}") from None
 
 
 def load_pretrained(path, which=("generator", "discriminator"), cfg=None):

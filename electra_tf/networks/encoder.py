@@ -70,6 +70,10 @@ class Encoder(keras.Model):
                              initializer_range=initializer_range, dtype=policy, name=f"transformer_block_{i}")
             for i in range(num_layers)
         ]
+        # Keras 3 keeps a list of layers out of TensorFlow's object graph, so a
+        # tf.train.Checkpoint(discriminator=model) would silently skip the blocks: name each one.
+        for i, block in enumerate(self.blocks):
+            setattr(self, f"block_{i}", block)
         # === Config ===
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
