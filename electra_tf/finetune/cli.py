@@ -1,0 +1,122 @@
+"""What ``scripts/finetune.py`` calls: its flags, the task they describe, the search, the lines to print."""
+
+import argparse
+import dataclasses
+import logging
+import os
+
+__all__ = ["build_parser", "task_from_args", "run_finetuning"]
+
+log = logging.getLogger("electra_tf")
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
+
+
+def build_parser(description=None):
+    from electra_tf.finetune.glue import TASK_NAMES
+    from electra_tf.training.strategy import STRATEGIES
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, help=f"one of {', '.join(TASK_NAMES)}")
+    p.add_argument("--pretrained", required=True,
+                   help="pretraining model dir (scripts/pretrain.py --model_dir), checkpoint, or export dir")
+    p.add_argument("--output_dir", required=True, help="results.json, results.md, best/, runs/ (TensorBoard)")
+    p.add_argument("--data_dir", default=None,
+                   help="dir with the task's TSV files (train.tsv, dev.tsv, ...); omit to use TFDS glue/<task>")
+    p.add_argument("--tfds_data_dir", default=None, help="TFDS data dir (when --data_dir is not given)")
+    p.add_argument("--vocab", default=None, help="SentencePiece model (default: found beside --pretrained)")
+    search = p.add_argument_group("search (each flag takes one or more values; the search runs all combinations)")
+    search.add_argument("--lr", type=float, nargs="+", default=None, help="peak learning rates (5e-5 1e-4 3e-4)")
+    search.add_argument("--epochs", type=float, nargs="+", default=None, help="training epochs (3)")
+    search.add_argument("--batch_size", type=int, nargs="+", default=None, help="global batch sizes (32)")
+    search.add_argument("--weight_decay", type=float, nargs="+", default=None, help="weight decay (0.01)")
+    search.add_argument("--warmup_proportion", type=float, nargs="+", default=None, help="warm-up fraction (0.1)")
+    search.add_argument("--layer_decay", type=float, nargs="+", default=None,
+                        help="layer-wise lr decay factor, 1 = off (1)")
+    search.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds run for every setting (0)")
+    search.add_argument("--paper_grid", action="store_true",
+                        help="the paper's whole Table 3 grid (epochs, batch, weight decay, warm-up); "
+                             "the flags above narrow it")
+    fixed = p.add_argument_group("fixed settings")
+    fixed.add_argument("--max_seq_length", type=int, default=256)
+    fixed.add_argument("--dropout", type=float, default=0.1)
+    fixed.add_argument("--clip_norm", type=float, default=1.0, help="global gradient-norm clip (0 = none)")
+    fixed.add_argument("--max_steps", type=int, default=None, help="cap the steps of every run (smoke tests)")
+    fixed.add_argument("--eval_every", type=int, default=0, help="evaluate every N steps (0 = every epoch)")
+    fixed.add_argument("--log_every", type=int, default=10, help="write training metrics every N steps")
+    fixed.add_argument("--keep_all_checkpoints", action="store_true", help="keep every run's best checkpoint")
+    custom = p.add_argument_group("--task custom (your own TSV files in --data_dir)")
+    custom.add_argument("--num_labels", type=int, default=None, help="number of classes; 1 = regression")
+    custom.add_argument("--text_a", default="sentence", help="first text column (name, or index with --no_header)")
+    custom.add_argument("--text_b", default=None, help="second text column, for sentence pairs")
+    custom.add_argument("--label_column", default="label", help="label column")
+    custom.add_argument("--label_names", nargs="+", default=None, help="labels of class 0, 1, ... as in the files")
+    custom.add_argument("--no_header", action="store_true", help="the files have no header line")
+    custom.add_argument("--train_file", default="train.tsv")
+    custom.add_argument("--dev_file", default="dev.tsv")
+    custom.add_argument("--metric", default=None, help="the selecting metric (accuracy, f1, mcc, spearman, pearson)")
+    dist = p.add_argument_group("distribution")
+    dist.add_argument("--strategy", default="default", choices=list(STRATEGIES))
+    dist.add_argument("--cpu_replicas", type=int, default=0, help="split the CPU into N devices (mirrored)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return p
+
+
+def task_from_args(args):
+    """The :class:`~electra_tf.finetune.glue.Task` the flags describe."""
+    from electra_tf.finetune.glue import custom_task, get_task
+
+    if args.task != "custom":
+        if args.num_labels is not None:
+            raise ValueError(f"--num_labels only applies to --task custom (task {args.task} has its own labels)")
+        return get_task(args.task)
+    if args.num_labels is None:
+        raise ValueError("--task custom needs --num_labels (1 for regression)")
+    if not args.data_dir:
+        raise ValueError("--task custom needs --data_dir with its TSV files")
+    return custom_task("custom", text_a=args.text_a, text_b=args.text_b, label=args.label_column,
+                       num_labels=args.num_labels, label_names=args.label_names, header=not args.no_header,
+                       train_file=args.train_file, dev_file=args.dev_file, main_metric=args.metric)
+
+
+def _space(args):
+    from electra_tf.finetune.search import DEFAULT_SPACE, PAPER_SPACE
+
+    space = PAPER_SPACE if args.paper_grid else DEFAULT_SPACE
+    chosen = {"learning_rates": args.lr, "epochs": args.epochs, "batch_sizes": args.batch_size,
+              "weight_decays": args.weight_decay, "warmup_proportions": args.warmup_proportion,
+              "layer_decays": args.layer_decay}
+    return dataclasses.replace(space, **{k: tuple(v) for k, v in chosen.items() if v})
+
+
+def run_finetuning(args, strategy):
+    """Runs ``scripts/finetune.py``; returns ``(exit_code, lines to show the user)``."""
+    from electra_tf.data.vocab import VocabError
+    from electra_tf.finetune.report import markdown_table
+    from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged
+    from electra_tf.finetune.search import run_search
+
+    try:
+        task = task_from_args(args)
+        base = FinetuneConfig(dropout=args.dropout, clip_norm=args.clip_norm, max_steps=args.max_steps,
+                              eval_every=args.eval_every, log_every=args.log_every)
+        results = run_search(task, args.pretrained, args.output_dir, data_dir=args.data_dir, space=_space(args),
+                             seeds=args.seeds, base=base, max_seq_length=args.max_seq_length, vocab=args.vocab,
+                             tfds_data_dir=args.tfds_data_dir, strategy=strategy, progress=not args.no_progress,
+                             keep_all_checkpoints=args.keep_all_checkpoints, pad_to_max=args.strategy == "tpu")
+    except (FileNotFoundError, ValueError, VocabError) as exc:
+        return EXIT_BAD_INPUT, [f"error: {exc}"]
+    except FinetuneDiverged as exc:
+        return EXIT_DIVERGED, [f"error: {exc}"]
+    out = args.output_dir
+    main = results["main_metric"]
+    lines = ["", markdown_table(results).rstrip(), "",
+             f"{task.name}: dev {main} {results[main]:.4f} (median of seeds {results['seeds']}) with "
+             + ", ".join(f"{k} {results['best_config'][k]:g}" for k in ("learning_rate", "epochs", "batch_size",
+                                                                       "weight_decay", "warmup_proportion",
+                                                                       "layer_decay")),
+             f"results:      {os.path.join(out, 'results.json')}, {os.path.join(out, 'results.md')}",
+             f"checkpoint:   {results['best_run']['checkpoint'] if results.get('best_run') else '-'}",
+             f"tensorboard:  tensorboard --logdir {results['tensorboard']}",
+             f"time:         {results['elapsed_sec']:.0f} s"]
+    return EXIT_OK, lines

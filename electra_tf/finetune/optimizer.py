@@ -1,0 +1,152 @@
+"""The fine-tuning optimizer: AdaMax with decoupled weight decay and layer-wise learning-rate decay.
+
+Layer-wise decay (``layer_decay`` = d < 1) gives layers nearer the input
+smaller learning rates. With ``L`` transformer blocks, depths are::
+
+    depth 0        embeddings (word, type, position, LayerNorm, projection)
+                   and the relative-position bias shared by all blocks
+    depth i + 1    transformer block i (0-based from the bottom)
+    depth L + 1    the classification head
+
+and a variable at depth ``k`` trains with ``lr * d ** (L + 1 - k)``: the head
+at the full ``lr``, the top block at ``lr * d``, block ``i`` at
+``lr * d ** (L - i)``, the embeddings at ``lr * d ** (L + 1)``. Each step of
+depth is exactly one factor ``d``. (The original ELECTRA code counted
+``n_layers + 2`` depths for a BERT pooler that ELECTRA does not have, so its top
+block got ``d ** 2``; here there is no gap.) The multiplier scales the
+learning rate itself — both the AdaMax step and the weight decay — not the
+gradient, which an adaptive optimizer would divide away.
+
+Example:
+
+>>> mults = layerwise_multipliers(classifier, layer_decay=0.8)            # doctest: +SKIP
+>>> opt = LayerwiseAdamax(WarmupLinearDecay(1e-4, 10, 100), weight_decay=0.01)   # doctest: +SKIP
+>>> opt.set_lr_multipliers(mults); opt.build(classifier.trainable_variables)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
+from electra_tf.training.optimizers import NO_DECAY
+
+__all__ = ["LayerwiseAdamax", "layer_depths", "layerwise_multipliers", "trainable_variables"]
+
+
+def trainable_variables(classifier):
+    """The variables fine-tuning trains: every trainable variable except a GDES-shared table.
+
+    Under gradient-disentangled embedding sharing the discriminator reads the
+    generator's word table through a stopped gradient; fine-tuning then trains
+    the discriminator's own delta table and leaves the shared one as it is.
+    """
+    frozen = set()
+    word = classifier.encoder.embeddings.word_embedding
+    if isinstance(word, DisentangledEmbedding):
+        frozen = {id(v) for v in word.shared.trainable_variables}
+    return [v for v in classifier.trainable_variables if id(v) not in frozen]
+
+
+def layer_depths(classifier):
+    """``[(variable, depth)]`` for :func:`trainable_variables`, depths as in the module docstring.
+
+    Raises:
+        ValueError: a trainable variable belongs to no known part (a new kind
+            of layer must be given a depth here, not silently a wrong rate).
+    """
+    encoder = classifier.encoder
+    num_layers = len(encoder.blocks)
+    parts = [(encoder.embeddings, 0)]
+    if getattr(encoder, "relative_bias", None) is not None:
+        parts.append((encoder.relative_bias, 0))
+    parts += [(block, i + 1) for i, block in enumerate(encoder.blocks)]
+    parts.append((classifier.head, num_layers + 1))
+    depth_of = {}
+    for part, depth in parts:
+        for v in part.trainable_variables:
+            depth_of.setdefault(id(v), depth)
+    out = []
+    for v in trainable_variables(classifier):
+        if id(v) not in depth_of:
+            raise ValueError(f"variable {v.path} is in no known part of the classifier (embeddings, relative bias, "
+                             "transformer blocks, head); give it a depth in electra_tf/finetune/optimizer.py")
+        out.append((v, depth_of[id(v)]))
+    return out
+
+
+def layerwise_multipliers(classifier, layer_decay):
+    """``[(variable, multiplier)]``: ``layer_decay ** (L + 1 - depth)`` (all 1.0 when the decay is 1)."""
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay must be in (0, 1] (1 = off), got {layer_decay!r}")
+    top = len(classifier.encoder.blocks) + 1
+    return [(v, float(layer_decay) ** (top - depth)) for v, depth in layer_depths(classifier)]
+
+
+class LayerwiseAdamax(keras.optimizers.Adamax):
+    """AdaMax with per-variable learning-rate multipliers and decoupled weight decay.
+
+    For each variable ``w`` with multiplier ``m`` and scheduled rate ``lr``:
+    ``w -= lr * m * weight_decay * w`` (unless the name contains ``bias``,
+    ``gamma`` or ``beta``), then the AdaMax update with rate ``lr * m``.
+
+    Gradients are expected already summed across replicas (and clipped) by
+    the caller, as in pretraining: Keras's own all-reduce is skipped.
+
+    Args:
+        learning_rate: a float or a schedule (the peak rate of the head).
+        weight_decay: decoupled weight-decay rate (0 = none).
+        beta_1: first-moment decay.
+        beta_2: decay of the infinity norm.
+        epsilon: added to the infinity norm.
+        **kwargs: passed to ``keras.optimizers.Adamax`` (not ``weight_decay``).
+    """
+
+    def __init__(self, learning_rate=1e-4, weight_decay=0.0, beta_1=0.9, beta_2=0.98, epsilon=1e-6, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+        self.decoupled_weight_decay = float(weight_decay or 0.0)
+        self._pending_multipliers = None
+        self._multipliers = []
+        self._decays = []
+
+    def set_lr_multipliers(self, pairs):
+        """``pairs``: ``[(variable, multiplier)]``; call before :meth:`build`, covering every variable."""
+        if self.built:
+            raise ValueError("set_lr_multipliers must be called before the optimizer is built")
+        self._pending_multipliers = {self._var_key(v): float(m) for v, m in pairs}
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        pending = self._pending_multipliers
+        missing = [v.path for v in var_list if pending is not None and self._var_key(v) not in pending]
+        if missing:
+            raise ValueError(f"no learning-rate multiplier for {', '.join(missing[:5])}")
+        self._multipliers = [1.0 if pending is None else pending[self._var_key(v)] for v in var_list]
+        self._decays = [bool(self.decoupled_weight_decay) and not any(n in v.name for n in NO_DECAY)
+                        for v in var_list]
+
+    def lr_multiplier(self, variable):
+        """The multiplier the optimizer applies to ``variable``'s learning rate."""
+        return self._multipliers[self._get_variable_index(variable)]
+
+    def learning_rate_of(self, variable):
+        """The learning rate ``variable`` trains with at the current step."""
+        return float(self.learning_rate.numpy()) * self.lr_multiplier(variable)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        lr = tf.cast(learning_rate, variable.dtype) * self._multipliers[index]
+        if self._decays[index]:
+            self.assign_sub(variable, variable * tf.cast(self.decoupled_weight_decay, variable.dtype) * lr)
+        super().update_step(gradient, variable, lr)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+    def get_config(self):
+        config = super().get_config()
+        config["weight_decay"] = self.decoupled_weight_decay
+        return config

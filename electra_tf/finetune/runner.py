@@ -1,0 +1,270 @@
+"""One fine-tuning run: a pretrained discriminator, one hyperparameter setting, one seed.
+
+Read top to bottom: config -> model (pretrained encoder + new head) ->
+optimizer (AdaMax, warm-up + linear decay, layer-wise rates) -> data -> the
+distributed train and eval steps -> the loop, which evaluates on the dev
+split(s) every epoch and keeps the checkpoint with the best dev metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import math
+import os
+import time
+from typing import Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from electra_tf.finetune.classifier import SequenceClassifier
+from electra_tf.finetune.features import EncodedSplit, eval_dataset, train_dataset
+from electra_tf.finetune.metrics import task_metrics
+from electra_tf.finetune.optimizer import LayerwiseAdamax, layerwise_multipliers, trainable_variables
+from electra_tf.pretrained import load_pretrained
+from electra_tf.training.checkpoints import CheckpointKeeper
+from electra_tf.training.optimizers import WarmupLinearDecay
+from electra_tf.training.run_log import RunLog
+from electra_tf.training.strategy import is_chief, worker_info
+
+__all__ = ["FinetuneConfig", "FinetuneDiverged", "build_classifier", "FinetuneRun"]
+
+log = logging.getLogger(__name__)
+
+
+class FinetuneDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """The hyperparameters of one run (defaults: the paper's Table 3 at lr 1e-4).
+
+    ``epochs`` may be fractional; ``max_steps`` (when set) overrides the
+    number of steps that ``epochs`` implies. ``eval_every`` 0 evaluates at the
+    end of every epoch; the last step is always evaluated. ``layer_decay`` 1.0
+    turns layer-wise learning-rate decay off.
+    """
+
+    learning_rate: float = 1e-4
+    epochs: float = 3.0
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup_proportion: float = 0.1
+    layer_decay: float = 1.0
+    seed: int = 0
+    dropout: float = 0.1
+    clip_norm: float = 1.0
+    beta_1: float = 0.9
+    beta_2: float = 0.98
+    epsilon: float = 1e-6
+    max_steps: Optional[int] = None
+    eval_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self):
+        checks = [
+            (self.learning_rate > 0, "learning_rate", "> 0"),
+            (self.epochs > 0, "epochs", "> 0"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1"),
+            (self.weight_decay >= 0, "weight_decay", ">= 0"),
+            (0 <= self.warmup_proportion < 1, "warmup_proportion", "in [0, 1)"),
+            (0 < self.layer_decay <= 1, "layer_decay", "in (0, 1] (1 = off)"),
+            (0 <= self.dropout < 1, "dropout", "in [0, 1)"),
+            (self.clip_norm >= 0, "clip_norm", ">= 0 (0 = no clipping)"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps", "None or >= 1"),
+        ]
+        for ok, key, accepted in checks:
+            if not ok:
+                raise ValueError(f"{key} must be {accepted}, got {getattr(self, key)!r}")
+
+    def total_steps(self, num_train: int) -> int:
+        return self.max_steps or max(1, math.ceil(self.epochs * num_train / self.batch_size))
+
+    @property
+    def name(self) -> str:
+        """A directory name for the run: ``lr0.0001_ep3_bs32_wd0.01_wu0.1_seed0``."""
+        parts = [f"lr{self.learning_rate:g}", f"ep{self.epochs:g}", f"bs{self.batch_size}",
+                 f"wd{self.weight_decay:g}", f"wu{self.warmup_proportion:g}"]
+        if self.layer_decay != 1.0:
+            parts.append(f"ld{self.layer_decay:g}")
+        if self.max_steps:
+            parts.append(f"steps{self.max_steps}")
+        return "_".join(parts + [f"seed{self.seed}"])
+
+
+def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1):
+    """The pretrained discriminator's encoder (weights restored) under a new head.
+
+    The encoder is rebuilt with ``dropout`` (on hidden states and attention),
+    whatever dropout pretraining used.
+    """
+    model_cfg = dataclasses.replace(pretrained_cfg.model, dropout=dropout, attention_dropout=dropout)
+    _, _, discriminator = load_pretrained(pretrained, which=("discriminator",),
+                                          cfg=pretrained_cfg.replace(model=model_cfg))
+    model = SequenceClassifier(discriminator.encoder, num_labels, dropout=dropout, name="classifier")
+    model.build()
+    return model
+
+
+class FinetuneRun:
+    """Fine-tunes one classifier and reports its best dev metrics.
+
+    Args:
+        task: the :class:`~electra_tf.finetune.glue.Task`.
+        pretrained: a pretraining model dir, checkpoint or export dir.
+        pretrained_cfg: the pretraining config (``electra_tf.pretrained.find_config``).
+        data: ``{split: EncodedSplit}`` with ``train`` and the task's eval splits.
+        config: the :class:`FinetuneConfig`.
+        run_dir: where ``metrics.jsonl``, ``tensorboard/`` and ``best/`` (the
+            best dev checkpoint: ``classifier`` and the list of its ``weights``) go.
+        strategy: a ``tf.distribute.Strategy`` (default: the default strategy).
+        progress: show a progress bar.
+        pad_to: pad every batch to this length (static shapes, for TPUs).
+    """
+
+    def __init__(self, task, pretrained, pretrained_cfg, data: Dict[str, EncodedSplit], config: FinetuneConfig,
+                 run_dir, strategy=None, progress=True, pad_to=None):
+        self.task = task
+        self.pretrained = pretrained
+        self.pretrained_cfg = pretrained_cfg
+        self.data = data
+        self.config = config
+        self.run_dir = run_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.progress = progress
+        self.pad_to = pad_to
+        self.chief = is_chief(self.strategy)
+        self.num_workers, _ = worker_info(self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of replicas "
+                             f"({replicas})")
+
+    # ------------------------------------------------------------------ construction
+    def _build(self):
+        c = self.config
+        keras.utils.set_random_seed(c.seed)  # the head's initialisation, dropout and shuffling
+        self.total_steps = c.total_steps(len(self.data["train"]))
+        warmup = int(c.warmup_proportion * self.total_steps)
+        with self.strategy.scope():
+            self.model = build_classifier(self.pretrained, self.pretrained_cfg, self.task.num_labels, c.dropout)
+            self.variables = trainable_variables(self.model)
+            self.optimizer = LayerwiseAdamax(WarmupLinearDecay(c.learning_rate, warmup, self.total_steps),
+                                             weight_decay=c.weight_decay, beta_1=c.beta_1, beta_2=c.beta_2,
+                                             epsilon=c.epsilon, name="finetune_optimizer")
+            self.optimizer.set_lr_multipliers(layerwise_multipliers(self.model, c.layer_decay))
+            self.optimizer.build(self.variables)  # eagerly: a lazy build inside strategy.run fails
+        train = train_dataset(self.data["train"], c.batch_size, seed=c.seed, pad_to=self.pad_to)
+        self.train_iterator = iter(self.strategy.experimental_distribute_dataset(train))
+        self.eval_sets = {split: self.strategy.experimental_distribute_dataset(
+            eval_dataset(self.data[split], c.batch_size, pad_to=self.pad_to, num_workers=self.num_workers))
+            for split in self.task.eval_splits}
+        self.train_step = tf.function(self._train_step)
+        spec = next(iter(self.eval_sets.values())).element_spec  # any length: one trace for every batch
+        self.eval_step = tf.function(self._eval_step, input_signature=[spec])
+        # The weights are listed too: Keras 3 layers held in a Python list (the encoder's blocks) are not
+        # reached through the model object by a tf.train.Checkpoint.
+        self.checkpoint = tf.train.Checkpoint(classifier=self.model, weights=list(self.model.weights))
+        self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.run_dir, "best"), keep=1,
+                                       is_chief=self.chief)
+
+    # ------------------------------------------------------------------ steps
+    def _per_example_loss(self, logits, labels):
+        if self.task.is_regression:
+            return tf.square(logits[:, 0] - tf.cast(labels, tf.float32))
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+
+    def _replica_step(self, batch):
+        with tf.GradientTape() as tape:
+            logits = self.model(batch, training=True)["logits"]
+            # Divided by the global batch: gradients summed over replicas are those of the global mean.
+            loss = tf.reduce_sum(self._per_example_loss(logits, batch["label"]) * batch["weight"])
+            loss = loss / float(self.config.batch_size)
+        grads = tape.gradient(loss, self.variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
+        # All-reduce once, then clip the global gradient's norm (Keras would clip each replica's part).
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        norm = tf.linalg.global_norm(grads)
+        if self.config.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm, use_norm=norm)
+        self.optimizer.apply(grads, self.variables)
+        return loss, norm
+
+    def _train_step(self, iterator):
+        loss, norm = self.strategy.run(self._replica_step, (next(iterator),))
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return loss, self.strategy.experimental_local_results(norm)[0]
+
+    def _eval_step(self, batch):
+        def replica(b):
+            return self.model(b, training=False)["logits"], b["label"], b["weight"]
+
+        outputs = self.strategy.run(replica, (batch,))
+        return [self.strategy.gather(x, axis=0) for x in outputs]
+
+    def evaluate(self):
+        """``{results key: value}`` on every eval split (``accuracy``, ``f1``, ``accuracy_mismatched``, ...)."""
+        out = {}
+        for split, dataset in self.eval_sets.items():
+            logits, labels, weights = [], [], []
+            for batch in dataset:
+                lg, lb, w = self.eval_step(batch)
+                logits.append(lg.numpy())
+                labels.append(lb.numpy())
+                weights.append(w.numpy())
+            keep = np.concatenate(weights) > 0
+            values = task_metrics(self.task, np.concatenate(logits)[keep], np.concatenate(labels)[keep])
+            out.update({self.task.metric_key(k, split): v for k, v in values.items()})
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def train(self):
+        """Trains; returns ``{"run", "config", "metrics", "best_step", "steps", "checkpoint", "elapsed_sec"}``."""
+        start = time.perf_counter()
+        self._build()
+        c, task = self.config, self.task
+        steps_per_epoch = max(1, math.ceil(len(self.data["train"]) / c.batch_size))
+        eval_every = c.eval_every or steps_per_epoch
+        main = task.main_metric
+        run_log = RunLog(self.run_dir, enabled=self.chief)
+        bar = tqdm(total=self.total_steps, unit="step", desc=f"{task.name} {c.name}", dynamic_ncols=True,
+                   disable=not (self.progress and self.chief))
+        best, best_step, best_path, losses = None, 0, None, []
+        try:
+            for step in range(1, self.total_steps + 1):
+                loss, norm = self.train_step(self.train_iterator)
+                loss = float(loss)
+                if not math.isfinite(loss):
+                    raise FinetuneDiverged(f"{c.name}: the loss is {loss} at step {step}; lower the learning "
+                                           f"rate (now {c.learning_rate:g}) or raise the warm-up proportion")
+                losses.append(loss)
+                bar.update(1)
+                if step % c.log_every == 0 or step == self.total_steps:
+                    run_log.write({"step": step, "loss": float(np.mean(losses)), "grad_norm": float(norm),
+                                   "learning_rate": float(self.optimizer.learning_rate.numpy())})
+                    bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+                    losses = []
+                if step % eval_every == 0 or step == self.total_steps:
+                    metrics = self.evaluate()
+                    run_log.write({"step": step, **metrics}, split="eval")
+                    log.info("%s step %d/%d dev %s", c.name, step, self.total_steps,
+                             " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    if best is None or metrics[main] > best[main]:
+                        best, best_step = metrics, step
+                        best_path = self.keeper.save(step)
+                    bar.set_postfix(loss=f"{loss:.4f}", **{f"dev_{main}": f"{metrics[main]:.4f}"})
+        finally:
+            bar.close()
+            run_log.close()
+            self.keeper.close()
+        result = {"run": c.name, "config": dataclasses.asdict(c), "metrics": best, "best_step": best_step,
+                  "steps": self.total_steps, "checkpoint": best_path,
+                  "elapsed_sec": round(time.perf_counter() - start, 2)}
+        del self.model, self.optimizer, self.train_iterator, self.train_step, self.eval_step
+        gc.collect()
+        return result

@@ -1,0 +1,104 @@
+"""Synthetic GLUE-format data: files laid out exactly like each task's, with a learnable signal.
+
+For smoke tests and demos without the GLUE download. Every example's first
+text contains a marker word of its class (for regression, as many
+"positive" markers as its score), among neutral filler words, so a model that
+learns anything scores well above chance. ``label_noise`` replaces that
+fraction of labels with random ones, which caps the attainable accuracy.
+
+Example:
+
+>>> write_synthetic_task(get_task("sst2"), "/tmp/SST-2", num_train=400, num_dev=100)   # doctest: +SKIP
+{'train': '/tmp/SST-2/train.tsv', 'dev': '/tmp/SST-2/dev.tsv'}
+"""
+
+import os
+import random
+
+__all__ = ["GLUE_HEADERS", "write_synthetic_task"]
+
+# The header of each GLUE file (None: CoLA has no header). MNLI's dev files have five label columns.
+GLUE_HEADERS = {
+    "cola": None,
+    "sst2": ["sentence", "label"],
+    "mrpc": ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+    "qqp": ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+    "stsb": ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+             "score"],
+    "mnli": ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"],
+    "qnli": ["index", "question", "sentence", "label"],
+    "rte": ["index", "sentence1", "sentence2", "label"],
+}
+_FILLER = ("the value of this function is returned to the caller when the list of arguments is given "
+           "and the file name or path of the object in the module is used by default for each item").split()
+_MARKERS = [["bad", "wrong", "broken", "invalid", "poor"], ["good", "great", "excellent", "nice", "correct"],
+            ["maybe", "perhaps", "possibly", "unclear", "unknown"]]
+
+
+def _sentence(rng, markers, length=(6, 14)):
+    words = [rng.choice(_FILLER) for _ in range(rng.randint(*length))]
+    for marker in markers:
+        words.insert(rng.randrange(len(words) + 1), marker)
+    return " ".join(words)
+
+
+def _example(task, rng, label_noise):
+    """``(text_a, text_b, label string)``."""
+    noisy = rng.random() < label_noise
+    if task.is_regression:
+        score = rng.randint(0, 5)
+        a = _sentence(rng, [rng.choice(_MARKERS[1]) for _ in range(score)])
+        return a, _sentence(rng, []), f"{float(rng.randint(0, 5) if noisy else score):.3f}"
+    label = rng.randrange(task.num_labels)
+    a = _sentence(rng, [rng.choice(_MARKERS[label % len(_MARKERS)])])
+    label = rng.randrange(task.num_labels) if noisy else label
+    b = _sentence(rng, []) if task.is_pair else None
+    name = task.label_names[label] if task.label_names else str(label)
+    return a, b, name
+
+
+def _row(task, header, a, b, label, index):
+    if header is None:  # CoLA: source, label, original label (blank when accepted), sentence
+        return ["src", label, "" if label == "1" else "*", a]
+    values = {name: f"x{index}" for name in header}
+    values.update({task.text_a: a, task.label: label})
+    if task.text_b is not None:
+        values[task.text_b] = b
+    return [values[name] for name in header]
+
+
+def write_synthetic_task(task, out_dir, num_train=400, num_dev=100, seed=0, label_noise=0.0):
+    """Writes ``task``'s train and dev files (GLUE names and columns) into ``out_dir``; returns their paths.
+
+    Works for the GLUE tasks and for a ``custom_task`` with header names.
+
+    Args:
+        task: the task whose layout to write.
+        out_dir: the directory (created if needed).
+        num_train: training examples.
+        num_dev: examples in each evaluation file.
+        seed: seed of the text and labels.
+        label_noise: fraction of examples whose label is drawn at random.
+    """
+    if not 0.0 <= label_noise <= 1.0:
+        raise ValueError(f"label_noise must be in [0, 1], got {label_noise!r}")
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    header = GLUE_HEADERS.get(task.name)
+    if task.name not in GLUE_HEADERS:
+        header = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
+    files = {"train": (task.train_file, num_train), **{s: (f, num_dev) for s, f in task.dev_files.items()}}
+    paths = {}
+    for split, (name, count) in files.items():
+        split_header = header
+        if task.name == "mnli" and split != "train":
+            split_header = header[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
+        lines = [] if split_header is None else ["\t".join(split_header)]
+        for index in range(count):
+            a, b, label = _example(task, rng, label_noise)
+            lines.append("\t".join(_row(task, split_header, a, b, label, index)))
+        paths[split] = os.path.join(out_dir, name)
+        with open(paths[split], "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    return paths
