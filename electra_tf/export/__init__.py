@@ -1,0 +1,207 @@
+"""Export: SavedModels for serving and a ``.keras`` encoder for Keras users.
+
+:func:`export_models` writes ``MODEL_DIR/export/``::
+
+    discriminator/                 SavedModel: encode (serving_default), detect, encode_text, detect_text
+    generator/                     SavedModel: fill_mask (serving_default), fill_mask_text
+    discriminator_encoder.keras    the discriminator's encoder (float32, own word-embedding table)
+    vocab.model                    the SentencePiece model (also an asset inside each SavedModel)
+    config.yaml                    the resolved pretraining config
+
+The whole directory is written under a temporary name next to it and renamed
+into place when complete, so a reader never sees half an export. Loading a
+SavedModel with text signatures needs ``import tensorflow_text`` first (it
+registers the SentencePiece op); loading the ``.keras`` file needs
+``import electra_tf.networks`` first (it registers the layers).
+
+Example:
+
+>>> paths = export_model_dir("runs/tiny")            # what scripts/export.py does
+>>> import tensorflow_text  # noqa: F401
+>>> detect = tf.saved_model.load(paths["discriminator"]).signatures["detect_text"]
+>>> detect(sentences=tf.constant(["The cat sat on the mat."]))["replaced_probability"]
+"""
+
+import logging
+import os
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from electra_tf.export.modules import DiscriminatorModule, GeneratorModule
+from electra_tf.export.text import TextTokenizer
+from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
+from electra_tf.networks.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+EXPORT_DIR = "export"
+KERAS_ENCODER = "discriminator_encoder.keras"
+VOCAB_FILE = "vocab.model"
+
+__all__ = ["export_models", "export_model_dir", "standalone_encoder", "find_vocab_model", "DiscriminatorModule",
+           "GeneratorModule", "TextTokenizer", "EXPORT_DIR", "KERAS_ENCODER", "VOCAB_FILE"]
+
+
+def standalone_encoder(discriminator):
+    """A float32 :class:`~electra_tf.networks.Encoder` equal to the discriminator's, owning all its weights.
+
+    A shared (``shared``) or disentangled (``gdes``) word embedding is folded
+    into the encoder's own table (for GDES: shared table + delta), so the
+    result serializes on its own with ``encoder.save("x.keras")``.
+
+    Args:
+        discriminator: a built :class:`~electra_tf.models.Discriminator`.
+
+    Returns:
+        A built ``Encoder`` whose outputs equal ``discriminator.encoder``'s
+        (up to the rounding of a mixed-precision compute dtype: the copy computes in float32).
+    """
+    source = discriminator.encoder
+    config = {**source.get_config(), "dtype": "float32", "name": "encoder"}
+    encoder = Encoder.from_config(config)
+    encoder.build()
+    source_table = source.embeddings.word_embedding
+    if isinstance(source_table, DisentangledEmbedding):
+        table = tf.convert_to_tensor(source_table.shared.embeddings) + tf.convert_to_tensor(source_table.delta)
+    else:
+        table = tf.convert_to_tensor(source_table.embeddings)
+    target_table = encoder.embeddings.word_embedding.embeddings
+    target_table.assign(tf.cast(table, target_table.dtype))
+    skip = [id(w) for w in source_table.weights]
+    sources = [w for w in source.weights if id(w) not in skip]
+    targets = [w for w in encoder.weights if w is not target_table]
+    if len(sources) != len(targets):
+        raise ValueError(f"cannot copy the discriminator encoder: {len(sources)} weights besides the word "
+                         f"embedding, but a fresh Encoder of the same config has {len(targets)}")
+    for src, dst in zip(sources, targets):
+        if tuple(src.shape) != tuple(dst.shape):
+            raise ValueError(f"cannot copy {src.path} (shape {tuple(src.shape)}) into {dst.path} "
+                             f"(shape {tuple(dst.shape)})")
+        dst.assign(tf.cast(src, dst.dtype))
+    return encoder
+
+
+def _text_length(discriminator, cfg, max_seq_length):
+    encoder = discriminator.encoder
+    length = max_seq_length or (cfg.data.max_seq_length if cfg is not None else encoder.max_position_embeddings)
+    if encoder.absolute_positions and length > encoder.max_position_embeddings:
+        raise ValueError(f"max_seq_length must be at most model.max_position_embeddings "
+                         f"({encoder.max_position_embeddings}) with absolute positions, got {length}")
+    return int(length)
+
+
+def _replace_dir(new, target):
+    """Moves the complete directory ``new`` to ``target``, replacing what was there."""
+    if os.path.exists(target):
+        old = new + ".old"
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=None, top_k=5, max_seq_length=None):
+    """Writes ``model_dir/export/`` (see the module docstring); returns the paths written.
+
+    Args:
+        model_dir: the run's directory.
+        generator, discriminator: the trained Keras models.
+        cfg: the resolved config, stored as ``config.yaml`` (needed by
+            :func:`electra_tf.pretrained.load_pretrained`).
+        vocab_model: the SentencePiece model; None exports the id signatures only.
+        top_k: candidates per masked position in ``fill_mask``.
+        max_seq_length: truncation length of the text signatures; None takes
+            ``cfg.data.max_seq_length``.
+
+    Returns:
+        dict of paths: ``export``, ``discriminator``, ``generator``,
+        ``keras_encoder`` and, when written, ``vocab_model`` and ``config``.
+
+    Raises:
+        ValueError: the vocabulary's size differs from the models', or a bad
+            ``top_k`` / ``max_seq_length``.
+    """
+    target = os.path.join(model_dir, EXPORT_DIR)
+    tmp = os.path.join(model_dir, f".{EXPORT_DIR}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.makedirs(tmp)  # not mkdtemp: the export should get the usual permissions, not 0700
+    try:
+        tokenizer = None
+        if vocab_model:
+            tokenizer = TextTokenizer(vocab_model, _text_length(discriminator, cfg, max_seq_length))
+            model_vocab = discriminator.encoder.vocab_size
+            if tokenizer.vocab_size != model_vocab:
+                raise ValueError(f"the vocabulary {vocab_model} has {tokenizer.vocab_size} pieces but the models have "
+                                 f"vocab_size {model_vocab}; pass the vocabulary the models were trained with")
+        else:
+            log.warning("no vocabulary model given: exporting without the text signatures")
+        disc = DiscriminatorModule(discriminator, tokenizer)
+        tf.saved_model.save(disc, os.path.join(tmp, "discriminator"), signatures=disc.signatures())
+        gen = GeneratorModule(generator, tokenizer, top_k=top_k)
+        tf.saved_model.save(gen, os.path.join(tmp, "generator"), signatures=gen.signatures())
+        standalone_encoder(discriminator).save(os.path.join(tmp, KERAS_ENCODER))
+        written = ["discriminator", "generator", KERAS_ENCODER]
+        if vocab_model:
+            shutil.copyfile(vocab_model, os.path.join(tmp, VOCAB_FILE))
+            written.append(VOCAB_FILE)
+        if cfg is not None:
+            from electra_tf.config import dump_config
+
+            dump_config(cfg, os.path.join(tmp, "config.yaml"))
+            written.append("config.yaml")
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to %s", ", ".join(written), target)
+    keys = {"discriminator": "discriminator", "generator": "generator", KERAS_ENCODER: "keras_encoder",
+            VOCAB_FILE: "vocab_model", "config.yaml": "config"}
+    return {"export": target, **{keys[name]: os.path.join(target, name) for name in written}}
+
+
+def find_vocab_model(model_dir, cfg):
+    """The vocabulary of a run: ``MODEL_DIR/export/vocab.model``, else the one in its recorded data dir.
+
+    Returns:
+        A path, or None when neither exists.
+    """
+    from electra_tf.pretrained import recorded_data_dir
+
+    for path in (os.path.join(model_dir, EXPORT_DIR, VOCAB_FILE), os.path.join(recorded_data_dir(cfg), VOCAB_FILE)):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def export_model_dir(model_dir, vocab_model=None, top_k=5, max_seq_length=None, checkpoint=None):
+    """Exports a run from its latest checkpoint (what ``scripts/export.py`` does).
+
+    Args:
+        model_dir: a model dir written by ``scripts/pretrain.py``.
+        vocab_model: the SentencePiece model; None looks for it with :func:`find_vocab_model`.
+        top_k: candidates per masked position in ``fill_mask``.
+        max_seq_length: truncation length of the text signatures (default: the run's).
+        checkpoint: a checkpoint prefix to export instead of the latest.
+
+    Returns:
+        The paths written (see :func:`export_models`).
+
+    Raises:
+        FileNotFoundError: no config, checkpoint or vocabulary was found (the
+            message says where it looked).
+    """
+    from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
+
+    cfg = find_config(model_dir)
+    vocab_model = vocab_model or find_vocab_model(model_dir, cfg)
+    if vocab_model is None:
+        raise FileNotFoundError(
+            f"no vocabulary found for {model_dir}: looked for {os.path.join(model_dir, EXPORT_DIR, VOCAB_FILE)} "
+            f"and {os.path.join(recorded_data_dir(cfg), VOCAB_FILE)}; pass --vocab PATH.model")
+    if not os.path.isfile(vocab_model):
+        raise FileNotFoundError(f"vocabulary model {vocab_model} does not exist")
+    cfg, generator, discriminator = load_pretrained(checkpoint or model_dir, cfg=cfg)
+    return export_models(model_dir, generator, discriminator, cfg, vocab_model=vocab_model, top_k=top_k,
+                         max_seq_length=max_seq_length)

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Export a pretraining run as SavedModels (discriminator, generator) and a .keras encoder.
+
+Reads the latest checkpoint of --model_dir and writes MODEL_DIR/export/ (the same
+export scripts/pretrain.py writes at the end of training). The text signatures
+need the run's SentencePiece model: by default MODEL_DIR/export/vocab.model or
+the vocab.model of the data dir recorded in MODEL_DIR/config.yaml.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_dir", required=True, help="a model dir written by scripts/pretrain.py")
+    p.add_argument("--vocab", default=None, help="SentencePiece .model (default: found from the run)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint prefix to export (default: the latest)")
+    p.add_argument("--top_k", type=int, default=5, help="candidates per [MASK] in fill_mask (default 5)")
+    p.add_argument("--max_seq_length", type=int, default=None,
+                   help="truncation length of the text signatures (default: the run's data.max_seq_length)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.export import export_model_dir
+
+    try:
+        paths = export_model_dir(args.model_dir, vocab_model=args.vocab, top_k=args.top_k,
+                                 max_seq_length=args.max_seq_length, checkpoint=args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, path in paths.items():
+        print(f"{name + ':':15s}{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
