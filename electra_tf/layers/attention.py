@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.layers.activations import recompute_after
+from electra_tf.layers.fast_dropout import FastDropout
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class MultiHeadSelfAttention(keras.layers.Layer):
@@ -48,7 +51,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init, dtype=self.dtype_policy,
                                                name="output")
         self.output_dense.build(input_shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = FastDropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, inputs, attention_bias=None, padding_mask=None, training=None):
@@ -56,23 +59,24 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         (float32); padding_mask [B, S], 1 for tokens that may be attended to."""
         shape = tf.shape(inputs)
         batch, length = shape[0], shape[1]
-        qkv = self.qkv_dense(inputs)
-        qkv = tf.reshape(qkv, [batch, length, 3, self.num_heads, self.head_size])
-        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # [3, B, heads, S, head_size]
-        query, key, value = qkv[0], qkv[1], qkv[2]
+        hidden = self.num_heads * self.head_size
+        # The projections run on [B*S, H]: a 2-D MatMul + BiasAdd is one fused oneDNN call.
+        qkv = self.qkv_dense(tf.reshape(inputs, [-1, hidden]))
+        # One transpose to [B, 3*heads, S, head_size], then a split: its gradient is a
+        # concat (slicing a stacked axis instead costs a full-size zero tensor per slice).
+        qkv = tf.reshape(qkv, [batch, length, 3 * self.num_heads, self.head_size])
+        query, key, value = tf.split(tf.transpose(qkv, [0, 2, 1, 3]), 3, axis=1)  # [B, heads, S, head_size]
         query = query * tf.cast(self.head_size ** -0.5, query.dtype)
-        scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)  # [B, heads, S, S]
-        if attention_bias is not None:
-            scores += tf.cast(attention_bias, tf.float32)
+        additive = None
         if padding_mask is not None:
             # exp(-1e9 - max) is exactly 0 in float32: padded keys get no weight at all.
-            keep = tf.cast(padding_mask, tf.float32)[:, None, None, :]
-            scores += (1.0 - keep) * -1e9
-        probs = tf.nn.softmax(scores, axis=-1)
-        probs = self.dropout_layer(tf.cast(probs, self.compute_dtype), training=training)
-        context = tf.matmul(probs, value)  # [B, heads, S, head_size]
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, self.num_heads * self.head_size])
-        return self.output_dense(context)
+            additive = (1.0 - tf.cast(padding_mask, tf.float32)[:, None, None, :]) * -1e9
+        keep = self.dropout_layer.draw_mask(tf.stack([batch, self.num_heads, length, length]), training)
+        bias = None if attention_bias is None else tf.cast(attention_bias, tf.float32)
+        context = attend(query, key, value, bias, additive, keep, 1.0 / (1.0 - self.dropout) if keep is not None
+                         else 1.0)
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
+        return tf.reshape(self.output_dense(context), [batch, length, hidden])
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -85,3 +89,66 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             "initializer_range": self.initializer_range,
         })
         return config
+
+
+def _sum_to(grad, target):
+    """Sums ``grad`` over the axes along which ``target`` was broadcast to its shape."""
+    _, axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(grad), s1=tf.shape(target))
+    return tf.reshape(tf.reduce_sum(grad, axis=axes), tf.shape(target))
+
+
+def attend(query, key, value, bias=None, additive=None, keep=None, keep_scale=1.0):
+    """``dropout(softmax(q k^T + bias + additive)) v`` with a hand-written gradient.
+
+    Scores, softmax and its gradient are float32; the two matmuls run in the
+    inputs' dtype. Fewer passes over the [B, heads, S, S] tensors than
+    differentiating the formula: the dropout scale is applied to the
+    (smaller) context instead of the probabilities, the backward pass
+    recomputes the dropped-out probabilities from the saved probabilities and
+    the boolean mask instead of keeping them (one [B, heads, S, S] tensor less
+    per layer until the backward pass reaches it), and reuses them in the
+    softmax gradient.
+
+    Args:
+        query, key, value: [B, heads, S, head_size] (query already scaled).
+        bias: optional float32 bias broadcastable to [B, heads, S, S]; it gets a gradient.
+        additive: optional float32 constant added to the scores (the padding mask); no gradient.
+        keep: optional bool [B, heads, S, S] dropout mask; kept probabilities are scaled by ``keep_scale``.
+        keep_scale: ``1 / (1 - rate)``.
+
+    Returns:
+        [B, heads, S, head_size] context in ``value``'s dtype.
+    """
+
+    def forward(q, k, v, *maybe_bias):
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [B, heads, S, S]
+        if maybe_bias:
+            scores += maybe_bias[0]
+        if additive is not None:
+            scores += additive
+        probs = tf.nn.softmax(scores, axis=-1)
+
+        def kept(p):  # the probabilities after dropout, before its scale
+            return p if keep is None else tf.where(keep, p, 0.0)
+
+        def scaled(t):
+            return t if keep is None else t * tf.cast(keep_scale, t.dtype)
+
+        def grad(d_context):
+            dropped = kept(recompute_after(probs, d_context))
+            d_context = scaled(d_context)
+            d_value = tf.matmul(tf.cast(dropped, v.dtype), d_context, transpose_a=True)
+            d_dropped = tf.cast(tf.matmul(d_context, v, transpose_b=True), tf.float32)
+            # softmax gradient probs * (g - sum(g * probs)) with g = where(keep, d_dropped, 0):
+            # g * probs = d_dropped * dropped.
+            weighted = d_dropped * dropped
+            d_scores = weighted - probs * tf.reduce_sum(weighted, axis=-1, keepdims=True)
+            d_scores_low = tf.cast(d_scores, q.dtype)
+            grads = [tf.matmul(d_scores_low, k), tf.matmul(d_scores_low, q, transpose_a=True), d_value]
+            if maybe_bias:
+                grads.append(_sum_to(d_scores, maybe_bias[0]))
+            return grads
+
+        return scaled(tf.matmul(tf.cast(kept(probs), v.dtype), v)), grad
+
+    return tf.custom_gradient(forward)(query, key, value, *([] if bias is None else [bias]))

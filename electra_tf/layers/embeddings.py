@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.layers.fast_dropout import FastDropout
+from electra_tf.layers.fused_layer_norm import FusedLayerNorm
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class Embeddings(keras.layers.Layer):
@@ -55,9 +58,8 @@ class Embeddings(keras.layers.Layer):
             self.type_embedding = keras.layers.Embedding(
                 type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
                 name="token_type_embeddings")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy,
-                                                          name="embeddings_layer_norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+        self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=policy, name="embeddings_layer_norm")
+        self.dropout_layer = FastDropout(dropout, dtype=policy)
         self.projection = None
         if embedding_size != hidden_size:
             self.projection = keras.layers.Dense(hidden_size, kernel_initializer=init, dtype=policy,

@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.layers.activations import get_activation
+from electra_tf.layers.fused_layer_norm import FusedLayerNorm
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class MaskedLMHead(keras.layers.Layer):
@@ -33,10 +36,10 @@ class MaskedLMHead(keras.layers.Layer):
         # === Layers ===
         self.embedding = embedding
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
-        self.transform = keras.layers.Dense(embedding.output_dim, activation=activation, kernel_initializer=init,
-                                            dtype=self.dtype_policy, name="transform")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
-                                                          name="transform_layer_norm")
+        self.transform = keras.layers.Dense(embedding.output_dim, activation=get_activation(activation),
+                                            kernel_initializer=init, dtype=self.dtype_policy, name="transform")
+        self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=self.dtype_policy,
+                                         name="transform_layer_norm")
         # === Config ===
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
@@ -51,11 +54,16 @@ class MaskedLMHead(keras.layers.Layer):
 
     def call(self, sequence_output, positions):
         """sequence_output [B, S, H], positions [B, P] int -> float32 logits [B, P, vocab]."""
+        shape = tf.shape(positions)
         gathered = tf.gather(sequence_output, positions, batch_dims=1)  # [B, P, H]
         h = self.layer_norm(self.transform(gathered))
+        # A 2-D matmul: a batched one would broadcast the table and reduce a
+        # [B, vocab, E] gradient for it.
+        flat = tf.reshape(h, [-1, self.embedding.output_dim])
         table = tf.cast(self.embedding.embeddings, h.dtype)
-        logits = tf.matmul(h, table, transpose_b=True)
-        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        logits = tf.nn.bias_add(tf.cast(tf.matmul(flat, table, transpose_b=True), tf.float32),
+                                tf.cast(self.output_bias, tf.float32))
+        return tf.reshape(logits, [shape[0], shape[1], self.embedding.input_dim])
 
     def compute_output_shape(self, sequence_output_shape, positions_shape):
         return tuple(positions_shape) + (self.embedding.input_dim,)

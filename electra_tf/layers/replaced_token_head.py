@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.layers.activations import get_activation
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ReplacedTokenHead(keras.layers.Layer):
@@ -27,8 +29,8 @@ class ReplacedTokenHead(keras.layers.Layer):
         super().__init__(**kwargs)
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
         # === Layers ===
-        self.dense = keras.layers.Dense(hidden_size, activation=activation, kernel_initializer=init,
-                                        dtype=self.dtype_policy, name="dense")
+        self.dense = keras.layers.Dense(hidden_size, activation=get_activation(activation),
+                                        kernel_initializer=init, dtype=self.dtype_policy, name="dense")
         self.logit = keras.layers.Dense(1, kernel_initializer=init, dtype=self.dtype_policy, name="logit")
         # === Config ===
         self.hidden_size = hidden_size

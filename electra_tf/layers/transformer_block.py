@@ -1,8 +1,12 @@
 """The post-LayerNorm transformer block of BERT and ELECTRA."""
 
 import keras
+import tensorflow as tf
 
+from electra_tf.layers.activations import gelu_dense, get_activation
 from electra_tf.layers.attention import MultiHeadSelfAttention
+from electra_tf.layers.fast_dropout import FastDropout
+from electra_tf.layers.fused_layer_norm import FusedLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -39,6 +43,7 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
+        self.fused_gelu = activation == "gelu"
 
     def build(self, input_shape):
         hidden = input_shape[-1]
@@ -49,18 +54,20 @@ class TransformerBlock(keras.layers.Layer):
                                                 initializer_range=self.initializer_range, dtype=policy,
                                                 name="attention")
         self.attention.build(input_shape)
-        self.attention_dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=policy,
-                                                              name="attention_layer_norm")
+        self.attention_dropout_layer = FastDropout(self.dropout, dtype=policy)
+        self.attention_norm = FusedLayerNorm(epsilon=self.layer_norm_epsilon, dtype=policy,
+                                             name="attention_layer_norm")
         self.attention_norm.build(input_shape)
-        self.intermediate_dense = keras.layers.Dense(self.intermediate_size, activation=self.activation,
+        # With GELU, the activation and the output layer run as one fused function (see call).
+        activation = None if self.fused_gelu else get_activation(self.activation)
+        self.intermediate_dense = keras.layers.Dense(self.intermediate_size, activation=activation,
                                                      kernel_initializer=init, dtype=policy, name="intermediate")
         self.intermediate_dense.build(input_shape)
         self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init, dtype=policy, name="output")
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
-        self.output_dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
-        self.output_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=policy,
-                                                           name="output_layer_norm")
+        self.output_dropout_layer = FastDropout(self.dropout, dtype=policy)
+        self.output_norm = FusedLayerNorm(epsilon=self.layer_norm_epsilon, dtype=policy,
+                                          name="output_layer_norm")
         self.output_norm.build(input_shape)
         self.built = True
 
@@ -68,7 +75,15 @@ class TransformerBlock(keras.layers.Layer):
         attended = self.attention(inputs, attention_bias=attention_bias, padding_mask=padding_mask,
                                   training=training)
         x = self.attention_norm(inputs + self.attention_dropout_layer(attended, training=training))
-        ffn = self.output_dense(self.intermediate_dense(x))
+        # The feed-forward network on [B*S, H]: 2-D MatMul + BiasAdd fuse into one oneDNN call.
+        flat = tf.reshape(x, [-1, x.shape[-1]])
+        if self.fused_gelu:
+            hidden = self.intermediate_dense(flat)
+            ffn = gelu_dense(hidden, tf.cast(self.output_dense.kernel, hidden.dtype),
+                             tf.cast(self.output_dense.bias, hidden.dtype))
+        else:
+            ffn = self.output_dense(self.intermediate_dense(flat))
+        ffn = tf.reshape(ffn, tf.shape(x))
         return self.output_norm(x + self.output_dropout_layer(ffn, training=training))
 
     def compute_output_shape(self, input_shape):
