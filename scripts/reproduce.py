@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Reproduce the paper's findings at small scale (tiny preset by default).
+
+Experiments:
+  fig3      generator MLM accuracy vs λ (joint) and vs generator lr (decoupled)
+  gen-size  fair RTD F1 vs generator depth/width, joint vs decoupled
+  sharing   decoupled with `none` vs `gdes` embedding sharing
+
+Each writes OUT/ledger.json (finished trials are never rerun: run the same
+command again to resume), OUT/results.csv and OUT/EXPERIMENT.png.
+
+Example:
+  python scripts/reproduce.py fig3 --steps 300 --out runs/reproduce/fig3
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+COLUMNS = {
+    "fig3": ("trial", "panel", "x", "status", "eval_gen_accuracy", "eval_gen_loss", "eval_disc_auc", "seconds"),
+    "gen-size": ("trial", "mode", "depth", "width", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "seconds"),
+    "sharing": ("trial", "sharing", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "eval_disc_loss",
+                "seconds"),
+}
+
+
+def floats(text):
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def ints(text):
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", choices=sorted(COLUMNS))
+    p.add_argument("--out", default=None, help="experiment dir (default runs/reproduce/EXPERIMENT)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per trial")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--config", default="tiny", help="preset (tiny/small/base/large) or YAML path")
+    p.add_argument("--standalone_steps", type=int, default=None, help="steps of the fixed generator (2x --steps)")
+    p.add_argument("--standalone_generator", default=None,
+                   help="gen-size/sharing: model dir or export of the fixed generator (default: train one)")
+    p.add_argument("--eval_batches", type=int, default=None, help="held-out batches for the fair RTD score")
+    p.add_argument("--lambdas", type=floats, default=None, help="fig3: comma-separated λ values")
+    p.add_argument("--gen_lrs", type=floats, default=None, help="fig3: comma-separated generator rates")
+    p.add_argument("--depths", type=ints, default=None, help="gen-size: comma-separated generator depths")
+    p.add_argument("--widths", type=ints, default=None, help="gen-size: comma-separated generator widths")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.research.experiments import format_rows, reproduce
+    from electra_tf.research.trials import TrialFailed, TrialInterrupted, interrupt_on_sigterm
+
+    grid = {k: v for k, v in (("lambdas", args.lambdas), ("gen_lrs", args.gen_lrs), ("depths", args.depths),
+                              ("widths", args.widths)) if v is not None}
+    out = args.out or os.path.join("runs", "reproduce", args.experiment)
+    interrupt_on_sigterm()
+    try:
+        rows = reproduce(args.experiment, out, steps=args.steps, batch_size=args.batch_size, config=args.config,
+                         standalone_steps=args.standalone_steps,
+                         standalone_generator=args.standalone_generator, eval_batches=args.eval_batches, **grid)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrialFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (TrialInterrupted, KeyboardInterrupt) as exc:
+        reason = f" ({exc})" if str(exc) else ""
+        print(f"interrupted{reason}; run the same command again to resume", file=sys.stderr)
+        return 75
+    print(format_rows(rows, COLUMNS[args.experiment]))
+    print(f"\nresults: {os.path.join(out, 'results.csv')}\nplot:    {os.path.join(out, args.experiment + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
