@@ -57,27 +57,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.research.cli import run_command
     from electra_tf.research.experiments import format_rows, reproduce
-    from electra_tf.research.trials import TrialFailed, TrialInterrupted, interrupt_on_sigterm
 
     grid = {k: v for k, v in (("lambdas", args.lambdas), ("gen_lrs", args.gen_lrs), ("depths", args.depths),
                               ("widths", args.widths)) if v is not None}
     out = args.out or os.path.join("runs", "reproduce", args.experiment)
-    interrupt_on_sigterm()
-    try:
-        rows = reproduce(args.experiment, out, steps=args.steps, batch_size=args.batch_size, config=args.config,
-                         standalone_steps=args.standalone_steps,
-                         standalone_generator=args.standalone_generator, eval_batches=args.eval_batches, **grid)
-    except (ValueError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TrialFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (TrialInterrupted, KeyboardInterrupt) as exc:
-        reason = f" ({exc})" if str(exc) else ""
-        print(f"interrupted{reason}; run the same command again to resume", file=sys.stderr)
-        return 75
+    code, rows = run_command(lambda: reproduce(
+        args.experiment, out, steps=args.steps, batch_size=args.batch_size, config=args.config,
+        standalone_steps=args.standalone_steps, standalone_generator=args.standalone_generator,
+        eval_batches=args.eval_batches, **grid), bad_input=(ValueError, TypeError))
+    if code:
+        return code
     print(format_rows(rows, COLUMNS[args.experiment]))
     print(f"\nresults: {os.path.join(out, 'results.csv')}\nplot:    {os.path.join(out, args.experiment + '.png')}")
     return 0

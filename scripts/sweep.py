@@ -50,19 +50,16 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.research.cli import run_command
     from electra_tf.research.experiments import fixed_generator
     from electra_tf.research.ledger import Ledger
-    from electra_tf.research.sweep import run_sweep, write_report
-    from electra_tf.research.trials import (
-        FairRtdScorer,
-        PretrainRunner,
-        TrialFailed,
-        TrialInterrupted,
-        interrupt_on_sigterm,
-    )
+    from electra_tf.research.sweep import check_sweep, run_sweep, write_report
+    from electra_tf.research.trials import FairRtdScorer, PretrainRunner
 
-    interrupt_on_sigterm()
-    try:
+    def sweep():
+        # Bad settings fail here, before the standalone generator is trained.
+        check_sweep(args.max_trials, args.disc_trials, args.disc_lr_start, args.growth,
+                    (args.gen_lr_min, args.gen_lr_max))
         runner = PretrainRunner(args.out, config=args.config, steps=args.steps, batch_size=args.batch_size)
         ledger = Ledger(args.out, context=runner.context)
         generator = fixed_generator(ledger, runner, runner.model_dir, args.standalone_generator,
@@ -72,17 +69,12 @@ def main(argv=None):
                             disc_trials=args.disc_trials, disc_lr_start=args.disc_lr_start, growth=args.growth,
                             fixed_gen_lr=args.gen_lr, gen_lr_range=(args.gen_lr_min, args.gen_lr_max),
                             min_gain=args.min_gain, disc_metric=args.disc_metric)
-        paths = write_report(outcome, args.out, args.metric)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TrialFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (TrialInterrupted, KeyboardInterrupt) as exc:
-        reason = f" ({exc})" if str(exc) else ""
-        print(f"interrupted{reason}; run the same command again to resume", file=sys.stderr)
-        return 75
+        return ledger, outcome, write_report(outcome, args.out, args.metric)
+
+    code, done = run_command(sweep)
+    if code:
+        return code
+    ledger, outcome, paths = done
     for row in outcome.rows:
         print(f"{row['phase']:>16}  d_lr {row['discriminator_lr']:.3g}  g_lr {row['generator_lr']:.3g}  "
               f"{row['status']:>8}  {args.metric} {row['score']:.4f}")

@@ -3,8 +3,10 @@
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -274,3 +276,47 @@ def test_ledger_refuses_a_rerun_with_other_trial_sizes(tmp_path):
     assert Ledger(str(tmp_path), context={"steps": 150}).get("t", {}) == {"status": "ok"}
     with pytest.raises(ValueError, match="run with {'steps': 150}, not {'steps': 300}"):
         Ledger(str(tmp_path), context={"steps": 300})
+
+
+# ---------------------------------------------------------------- the scripts' exit codes
+@pytest.fixture
+def restore_sigterm():
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_research_commands_map_their_endings_to_exit_codes(restore_sigterm, capsys):
+    from electra_tf.research.cli import run_command
+    from electra_tf.research.trials import TrialFailed
+
+    assert run_command(lambda: "rows") == (0, "rows")
+
+    def bad():
+        raise ValueError("max_trials must be an integer >= 2, got 1")
+
+    assert run_command(bad) == (2, None)
+    assert "error: max_trials must be an integer >= 2, got 1" in capsys.readouterr().err
+
+    def failed():
+        raise TrialFailed("trial d1.00e-03_g1.00e-04 exited 1")
+
+    assert run_command(failed) == (1, None)
+
+    def terminated():  # a SIGTERM to the sweep becomes a resumable interruption
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return "not reached"
+
+    assert run_command(terminated) == (75, None)
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_sweep_script_refuses_bad_settings_before_training_anything(tmp_path):
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "sweep.py"), "--out", str(out), "--gen_lr_min", "1e-3",
+           "--gen_lr_max", "1e-4"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "gen_lr_range must be (low, high) with 0 < low < high, got (0.001, 0.0001)" in done.stderr
+    assert not (out / "trials").exists()

@@ -83,6 +83,23 @@ def split_budget(max_trials, disc_trials=None) -> Tuple[int, int]:
     return disc, max_trials - disc
 
 
+def check_sweep(max_trials, disc_trials=None, disc_lr_start=1e-3, growth=2.0, gen_lr_range=(1e-5, 1e-3)):
+    """Checks a sweep's settings before anything is trained; returns the budget of each phase.
+
+    Raises:
+        ValueError: naming the bad value and what is accepted.
+    """
+    budget = split_budget(max_trials, disc_trials)
+    if not disc_lr_start > 0:
+        raise ValueError(f"disc_lr_start must be > 0, got {disc_lr_start!r}")
+    if not growth > 1:
+        raise ValueError(f"growth must be > 1, got {growth!r}")
+    low, high = gen_lr_range
+    if not 0 < low < high:
+        raise ValueError(f"gen_lr_range must be (low, high) with 0 < low < high, got {gen_lr_range!r}")
+    return budget
+
+
 def run_sweep(ledger: Ledger, trial_fn: Callable[[str, Dict], Dict], metric="rtd_auc", max_trials=8,
               disc_trials=None, disc_lr_start=1e-3, growth=2.0, fixed_gen_lr=1e-4,
               gen_lr_range=(1e-5, 1e-3), min_gain=0.0, disc_metric=None) -> SweepOutcome:
@@ -109,10 +126,8 @@ def run_sweep(ledger: Ledger, trial_fn: Callable[[str, Dict], Dict], metric="rtd
     Raises:
         ValueError: bad budget or range (the message names the value).
     """
-    n_disc, n_gen = split_budget(max_trials, disc_trials)
+    n_disc, n_gen = check_sweep(max_trials, disc_trials, disc_lr_start, growth, gen_lr_range)
     low, high = gen_lr_range
-    if not 0 < low < high:
-        raise ValueError(f"gen_lr_range must be (low, high) with 0 < low < high, got {gen_lr_range!r}")
     disc_metric = disc_metric or metric
     rows: List[Dict] = []
     results: Dict[float, Dict] = {}  # phase 1's results by discriminator lr
