@@ -30,6 +30,7 @@ class SystemSpec:
     mode: str = "decoupled"
     precision: str = "none"
     jit: bool = False
+    recompute: bool = False  # train.recompute: blocks recomputed in the backward pass (less memory)
 
 
 SYSTEMS: Dict[str, SystemSpec] = {s.name: s for s in [
@@ -38,6 +39,7 @@ SYSTEMS: Dict[str, SystemSpec] = {s.name: s for s in [
     SystemSpec("ours_joint_fp32", "ours, joint (one AdamW), fp32", mode="joint"),
     SystemSpec("ours_decoupled_fp32", "ours, decoupled (two AdamW), fp32"),
     SystemSpec("ours_decoupled_bf16", "ours, decoupled, mixed bfloat16", precision="bfloat16"),
+    SystemSpec("ours_decoupled_fp32_recompute", "ours, decoupled, fp32, train.recompute", recompute=True),
     # Not in the default set: measured on request (--systems) to decide whether XLA helps.
     SystemSpec("ours_decoupled_fp32_xla", "ours, decoupled, fp32, XLA", jit=True),
     SystemSpec("ours_decoupled_bf16_xla", "ours, decoupled, mixed bfloat16, XLA", precision="bfloat16", jit=True),
@@ -51,7 +53,7 @@ def config_for(preset: str, overrides: List[str], data_dir: str, spec: Optional[
     items = [f"data.path={data_dir}", "data.shuffle_buffer=1000", "train.eval_every=0", *overrides]
     if spec is not None:
         items += [f"train.mode={spec.mode}", f"train.mixed_precision={spec.precision}",
-                  f"train.jit_compile={str(spec.jit).lower()}"]
+                  f"train.jit_compile={str(spec.jit).lower()}", f"train.recompute={str(spec.recompute).lower()}"]
     return load_config(preset, items)
 
 

@@ -166,6 +166,7 @@ class TrainConfig:
     mixed_precision: str = "none"
     jit_compile: bool = False
     grad_accum_steps: int = 1
+    recompute: bool = False
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 3

@@ -69,7 +69,8 @@ REQUIRED = [
     "peak_rss_mb", "peak_rss_mb_model_garden_fp32", "peak_rss_mb_ours_joint_fp32",
     "peak_rss_mb_ours_decoupled_fp32", "peak_rss_mb_ours_decoupled_bf16", "data_pipeline_sequences_per_sec",
     "train_flops_per_token", "speedup_decoupled_fp32_vs_model_garden", "speedup_decoupled_bf16_vs_model_garden",
-    "decoupled_vs_joint_fp32", "rss_ratio_vs_model_garden",
+    "decoupled_vs_joint_fp32", "rss_ratio_vs_model_garden", "ours_decoupled_fp32_recompute_tokens_per_sec",
+    "peak_rss_mb_ours_decoupled_fp32_recompute", "rss_ratio_recompute_vs_model_garden",
 ]
 
 

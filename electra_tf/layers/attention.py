@@ -54,9 +54,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.dropout_layer = FastDropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, inputs, attention_bias=None, padding_mask=None, training=None):
+    def call(self, inputs, attention_bias=None, padding_mask=None, training=None, dropout_seed=None):
         """Args: inputs [B, S, H]; attention_bias broadcastable to [B, heads, S, S]
-        (float32); padding_mask [B, S], 1 for tokens that may be attended to."""
+        (float32); padding_mask [B, S], 1 for tokens that may be attended to;
+        dropout_seed: optional int32 [2] seed of the attention-dropout mask
+        (default: the dropout layer's next seed)."""
         shape = tf.shape(inputs)
         batch, length = shape[0], shape[1]
         hidden = self.num_heads * self.head_size
@@ -71,7 +73,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if padding_mask is not None:
             # exp(-1e9 - max) is exactly 0 in float32: padded keys get no weight at all.
             additive = (1.0 - tf.cast(padding_mask, tf.float32)[:, None, None, :]) * -1e9
-        keep = self.dropout_layer.draw_mask(tf.stack([batch, self.num_heads, length, length]), training)
+        keep = self.dropout_layer.draw_mask(tf.stack([batch, self.num_heads, length, length]), training,
+                                            seed=dropout_seed)
         bias = None if attention_bias is None else tf.cast(attention_bias, tf.float32)
         context = attend(query, key, value, bias, additive, keep, 1.0 / (1.0 - self.dropout) if keep is not None
                          else 1.0)

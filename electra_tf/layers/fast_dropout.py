@@ -63,23 +63,37 @@ class FastDropout(keras.layers.Dropout):
         kwargs.pop("noise_shape", None)
         super().__init__(rate, seed=seed, **kwargs)
 
-    def call(self, inputs, training=False):
-        keep = self.draw_mask(tf.shape(inputs), training)
+    def call(self, inputs, training=False, seed=None):
+        """``seed``: optional int32 [2] stateless seed used instead of the layer's next one (:meth:`next_seed`)."""
+        keep = self.draw_mask(tf.shape(inputs), training, seed=seed)
         if keep is None:
             return inputs
         scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros([], inputs.dtype))
 
-    def draw_mask(self, shape, training):
+    def active(self, training):
+        """Whether the layer drops anything in this mode."""
+        return bool(training) and self.rate > 0
+
+    def next_seed(self):
+        """Advances the layer's ``SeedGenerator`` and returns the int32 [2] stateless seed of its next mask.
+
+        Drawing the seed apart from the mask lets a caller replay the same mask
+        later, e.g. when a block's forward pass is recomputed in the backward
+        pass (``train.recompute``).
+        """
+        # Keras's own conversion of a SeedGenerator state to a stateless seed.
+        return tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+
+    def draw_mask(self, shape, training, seed=None):
         """The boolean keep mask this layer would apply to an input of ``shape``; None when it is inactive.
 
         For callers that apply the mask themselves (e.g. inside a fused
         gradient); the kept values are to be scaled by ``1 / (1 - rate)``.
+        ``seed`` replaces the layer's next seed when given.
         """
-        if not training or self.rate <= 0:
+        if not self.active(training):
             return None
         if self.rate >= 1:
             return tf.zeros(shape, tf.bool)
-        # Keras's own conversion of a SeedGenerator state to a stateless seed.
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        return keep_mask(shape, self.rate, seed)
+        return keep_mask(shape, self.rate, self.next_seed() if seed is None else seed)

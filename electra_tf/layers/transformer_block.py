@@ -71,10 +71,26 @@ class TransformerBlock(keras.layers.Layer):
         self.output_norm.build(input_shape)
         self.built = True
 
-    def call(self, inputs, attention_bias=None, padding_mask=None, training=None):
+    def dropout_layers(self):
+        """The block's three dropout layers: attention probabilities, attention output, feed-forward output."""
+        return (self.attention.dropout_layer, self.attention_dropout_layer, self.output_dropout_layer)
+
+    def draw_seeds(self, training):
+        """The stateless seeds of this block's next dropout masks (None for an inactive layer), advancing its state.
+
+        ``block(x, ..., seeds=block.draw_seeds(True))`` applies exactly the
+        masks those seeds name, however often it is called: what recomputing
+        the block in the backward pass needs.
+        """
+        return tuple(layer.next_seed() if layer.active(training) else None for layer in self.dropout_layers())
+
+    def call(self, inputs, attention_bias=None, padding_mask=None, training=None, seeds=None):
+        """``seeds``: optional result of :meth:`draw_seeds`; by default each dropout layer draws its own."""
+        attention_seed, attended_seed, output_seed = seeds if seeds is not None else (None, None, None)
         attended = self.attention(inputs, attention_bias=attention_bias, padding_mask=padding_mask,
-                                  training=training)
-        x = self.attention_norm(inputs + self.attention_dropout_layer(attended, training=training))
+                                  training=training, dropout_seed=attention_seed)
+        x = self.attention_norm(inputs + self.attention_dropout_layer(attended, training=training,
+                                                                      seed=attended_seed))
         # The feed-forward network on [B*S, H]: 2-D MatMul + BiasAdd fuse into one oneDNN call.
         flat = tf.reshape(x, [-1, x.shape[-1]])
         if self.fused_gelu:
@@ -84,7 +100,7 @@ class TransformerBlock(keras.layers.Layer):
         else:
             ffn = self.output_dense(self.intermediate_dense(flat))
         ffn = tf.reshape(ffn, tf.shape(x))
-        return self.output_norm(x + self.output_dropout_layer(ffn, training=training))
+        return self.output_norm(x + self.output_dropout_layer(ffn, training=training, seed=output_seed))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -55,4 +55,6 @@ def build_models(cfg: ElectraConfig, dtype=None):
     discriminator = Discriminator(word_embedding=disc_table, dtype=dtype, **encoder_kwargs(cfg, "discriminator"))
     generator.build()
     discriminator.build()
+    # A training setting, not architecture: recompute each block's forward pass in the backward pass.
+    generator.encoder.recompute_blocks = discriminator.encoder.recompute_blocks = cfg.train.recompute
     return generator, discriminator

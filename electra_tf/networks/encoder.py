@@ -112,8 +112,17 @@ class Encoder(keras.Model):
         x = self.embeddings(input_ids, inputs.get("token_type_ids"), training=training)
         bias = self.relative_bias(x) if self.relative_bias is not None else None
         for block in self.blocks:
-            x = block(x, attention_bias=bias, padding_mask=mask, training=training)
+            if training and self.recompute_blocks:
+                x = _recomputed(block, x, bias, mask)
+            else:
+                x = block(x, attention_bias=bias, padding_mask=mask, training=training)
         return {"sequence_output": x, "pooled_output": x[:, 0]}
+
+    #: When True, training keeps only each block's input for the backward pass and
+    #: recomputes the block's forward pass there (``tf.recompute_grad``): the
+    #: activations of one block instead of all of them, for one more forward pass.
+    #: A training setting (``train.recompute``), not part of the architecture or config.
+    recompute_blocks = False
 
     @property
     def word_embedding(self):
@@ -140,3 +149,20 @@ class Encoder(keras.Model):
             "type_vocab_size": self.type_vocab_size,
         })
         return config
+
+
+def _recomputed(block, x, bias, mask):
+    """``block(x)`` in training mode whose activations are recomputed in the backward pass.
+
+    The dropout seeds are drawn once, outside the recomputed function, so
+    the backward pass replays the forward pass's masks exactly. The padding
+    mask is a constant of the function; the relative bias, a trainable
+    variable's output, is an input so it receives its gradient.
+    """
+    seeds = block.draw_seeds(training=True)
+
+    def run(inputs, *maybe_bias):
+        return block(inputs, attention_bias=maybe_bias[0] if maybe_bias else None, padding_mask=mask,
+                     training=True, seeds=seeds)
+
+    return tf.recompute_grad(run)(x, *([] if bias is None else [bias]))
