@@ -5,12 +5,15 @@ Experiments:
   fig3      generator MLM accuracy vs λ (joint) and vs generator lr (decoupled)
   gen-size  fair RTD F1 vs generator depth/width, joint vs decoupled
   sharing   decoupled with `none` vs `gdes` embedding sharing
+  transfer  the built-in transfer benchmark of a run (--model_dir): random init and
+            every checkpoint, fine-tuned and linearly probed on held-out tasks
 
 Each writes OUT/ledger.json (finished trials are never rerun: run the same
 command again to resume), OUT/results.csv and OUT/EXPERIMENT.png.
 
-Example:
+Examples:
   python scripts/reproduce.py fig3 --steps 300 --out runs/reproduce/fig3
+  python scripts/reproduce.py transfer --model_dir runs/tiny
 """
 
 import argparse
@@ -38,7 +41,7 @@ def ints(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=sorted(COLUMNS))
+    p.add_argument("experiment", choices=sorted(COLUMNS) + ["transfer"])
     p.add_argument("--out", default=None, help="experiment dir (default runs/reproduce/EXPERIMENT)")
     p.add_argument("--steps", type=int, default=300, help="training steps per trial")
     p.add_argument("--batch_size", type=int, default=32)
@@ -51,12 +54,50 @@ def parse_args(argv=None):
     p.add_argument("--gen_lrs", type=floats, default=None, help="fig3: comma-separated generator rates")
     p.add_argument("--depths", type=ints, default=None, help="gen-size: comma-separated generator depths")
     p.add_argument("--widths", type=ints, default=None, help="gen-size: comma-separated generator widths")
-    return p.parse_args(argv)
+    t = p.add_argument_group("transfer")
+    t.add_argument("--model_dir", default=None, help="transfer: the pretraining run to score")
+    t.add_argument("--tasks", default=None, help="transfer: comma-separated held-out tasks (default all)")
+    t.add_argument("--lr", type=float, default=None, help="transfer: fine-tuning learning rate (default 1e-3)")
+    t.add_argument("--epochs", type=float, default=None, help="transfer: fine-tuning epochs (default 5)")
+    t.add_argument("--seeds", type=ints, default=None, help="transfer: comma-separated fine-tuning seeds (0,1)")
+    t.add_argument("--checkpoint_steps", type=ints, default=None,
+                   help="transfer: only these checkpoint steps (0 = random init; default all)")
+    t.add_argument("--probe_only", action="store_true", help="transfer: skip fine-tuning")
+    t.add_argument("--all_layers", action="store_true", help="transfer: probe every layer")
+    args = p.parse_args(argv)
+    if args.experiment == "transfer" and not args.model_dir:
+        p.error("transfer needs --model_dir (a pretraining run's model dir)")
+    return args
+
+
+def run_transfer(args):
+    from electra_tf.research.cli import run_command
+    from electra_tf.research.transfer import TransferRecipe, format_table, transfer_benchmark
+
+    recipe = TransferRecipe()
+    changes = {k: v for k, v in (("learning_rate", args.lr), ("epochs", args.epochs),
+                                 ("seeds", tuple(args.seeds) if args.seeds else None)) if v is not None}
+    recipe = TransferRecipe(**{**recipe.__dict__, **changes})
+    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+    out = args.out or os.path.join(args.model_dir.rstrip("/") + "-transfer")
+    kwargs = {"tasks": tasks} if tasks else {}
+    code, rows = run_command(lambda: transfer_benchmark(
+        args.model_dir, out, recipe=recipe, finetune=not args.probe_only, steps=args.checkpoint_steps,
+        all_layers=args.all_layers, **kwargs), bad_input=(ValueError, FileNotFoundError))
+    if code:
+        return code
+    print(format_table(rows))
+    print(f"\nfine-tuning: lr {recipe.learning_rate:g}, {recipe.epochs:g} epochs, median of seeds "
+          f"{list(recipe.seeds)}; probe: logistic regression on mean-pooled top-layer states (x100)")
+    print(f"results: {os.path.join(out, 'transfer.csv')}\nplot:    {os.path.join(out, 'transfer.png')}")
+    return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.experiment == "transfer":
+        return run_transfer(args)
     from electra_tf.research.cli import run_command
     from electra_tf.research.experiments import format_rows, reproduce
 

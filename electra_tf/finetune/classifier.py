@@ -63,15 +63,23 @@ class ClassificationHead(keras.layers.Layer):
         return config
 
 
+POOLINGS = ("mean", "cls")
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class SequenceClassifier(keras.Model):
-    """A pretrained encoder with a :class:`ClassificationHead` on its pooled (first-token) output.
+    """A pretrained encoder with a :class:`ClassificationHead` on a pooled summary of its output.
 
     Args:
         encoder: an :class:`~electra_tf.networks.Encoder` (the pretrained
             discriminator's ``encoder``).
         num_labels: number of classes; 1 for regression.
         dropout: the head's dropout rate.
+        pooling: ``"mean"`` (the mean of the real tokens' top-layer states) or
+            ``"cls"`` (the first token's state, as BERT and the original
+            ELECTRA). The replaced-token objective never trains the ``[CLS]``
+            state (its label is always "original"), so it starts fine-tuning
+            with nothing to say about the sentence; see docs/research.md.
         **kwargs: passed to ``keras.Model``.
 
     Example:
@@ -82,8 +90,10 @@ class SequenceClassifier(keras.Model):
     TensorShape([1, 2])
     """
 
-    def __init__(self, encoder, num_labels, dropout=0.1, **kwargs):
+    def __init__(self, encoder, num_labels, dropout=0.1, pooling="cls", **kwargs):
         super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         # === Layers ===
         self.encoder = encoder
         self.head = ClassificationHead(encoder.hidden_size, num_labels, dropout=dropout,
@@ -92,6 +102,7 @@ class SequenceClassifier(keras.Model):
         # === Config ===
         self.num_labels = num_labels
         self.dropout = dropout
+        self.pooling = pooling
 
     def build(self, input_shape=None):
         if not self.encoder.built:
@@ -103,13 +114,22 @@ class SequenceClassifier(keras.Model):
         """inputs: ``input_ids`` [B, S] and optionally ``input_mask``, ``token_type_ids``.
         Returns float32 ``logits`` [B, num_labels] (regression: the value in column 0)."""
         features = {k: inputs[k] for k in ("input_ids", "input_mask", "token_type_ids") if k in inputs}
-        pooled = self.encoder(features, training=training)["pooled_output"]
+        outputs = self.encoder(features, training=training)
+        if self.pooling == "cls":
+            pooled = outputs["pooled_output"]
+        else:
+            sequence = outputs["sequence_output"]
+            mask = features.get("input_mask")
+            if mask is None:
+                mask = keras.ops.not_equal(features["input_ids"], 0)
+            mask = keras.ops.cast(mask, sequence.dtype)[:, :, None]
+            pooled = keras.ops.sum(sequence * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         return {"logits": self.head(pooled, training=training)}
 
     def get_config(self):
         config = super().get_config()
         config.update({"encoder": keras.saving.serialize_keras_object(self.encoder),
-                       "num_labels": self.num_labels, "dropout": self.dropout})
+                       "num_labels": self.num_labels, "dropout": self.dropout, "pooling": self.pooling})
         return config
 
     @classmethod

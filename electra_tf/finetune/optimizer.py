@@ -32,7 +32,7 @@ import tensorflow as tf
 from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
 from electra_tf.training.optimizers import NO_DECAY
 
-__all__ = ["LayerwiseAdamax", "layer_depths", "layerwise_multipliers", "trainable_variables"]
+__all__ = ["LayerwiseAdamax", "layer_depths", "layerwise_multipliers", "scale_multipliers", "trainable_variables"]
 
 
 def trainable_variables(classifier):
@@ -84,6 +84,36 @@ def layerwise_multipliers(classifier, layer_decay):
     return [(v, float(layer_decay) ** (top - depth)) for v, depth in layer_depths(classifier)]
 
 
+def scale_multipliers(classifier, initializer_range):
+    """``[(variable, scale)]``: each pretrained matrix's RMS over its RMS at initialisation (at least 1).
+
+    AdaMax moves every weight by about the learning rate per step, whatever the
+    weight's size, so the *relative* change a step makes is ``lr / rms(w)``.
+    Pretraining grows weight matrices several-fold (most of it, in post-LN
+    models, where the LayerNorms make the scale irrelevant to the output), and
+    a rate tuned on freshly initialised weights then changes a pretrained model
+    several times more slowly. Multiplying the step of every pretrained matrix
+    (embedding tables and kernels: rank >= 2) by ``rms(w) / rms_init``
+    (:meth:`LayerwiseAdamax.set_step_scales`) makes fine-tuning change each
+    matrix by the same relative amount whatever pretraining did to its scale;
+    freshly initialised weights get 1, so random init and the new head train
+    exactly as before. Vectors (biases, LayerNorm parameters) keep 1.
+
+    ``rms_init`` is the RMS of ``TruncatedNormal(stddev=initializer_range)``
+    (cut at two standard deviations): ``0.8796 * initializer_range``.
+    """
+    rms_init = 0.8796 * float(initializer_range)
+    head = {id(v) for v in classifier.head.trainable_variables}
+    out = []
+    for v in trainable_variables(classifier):
+        if id(v) in head or len(v.shape) < 2:
+            out.append((v, 1.0))
+            continue
+        rms = float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))).numpy())
+        out.append((v, max(1.0, rms / rms_init)))
+    return out
+
+
 class LayerwiseAdamax(keras.optimizers.Adamax):
     """AdaMax with per-variable learning-rate multipliers and decoupled weight decay.
 
@@ -107,7 +137,9 @@ class LayerwiseAdamax(keras.optimizers.Adamax):
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
         self.decoupled_weight_decay = float(weight_decay or 0.0)
         self._pending_multipliers = None
+        self._pending_scales = None
         self._multipliers = []
+        self._scales = []
         self._decays = []
 
     def set_lr_multipliers(self, pairs):
@@ -115,6 +147,18 @@ class LayerwiseAdamax(keras.optimizers.Adamax):
         if self.built:
             raise ValueError("set_lr_multipliers must be called before the optimizer is built")
         self._pending_multipliers = {self._var_key(v): float(m) for v, m in pairs}
+
+    def set_step_scales(self, pairs):
+        """``pairs``: ``[(variable, scale)]`` multiplying the AdaMax step only, not the weight decay.
+
+        With ``scale`` = the weight's growth (:func:`scale_multipliers`) a
+        weight ``c`` times larger takes steps ``c`` times larger and decays at
+        the same relative rate: its training is that of the unscaled weight,
+        scaled. Variables not listed keep 1. Call before :meth:`build`.
+        """
+        if self.built:
+            raise ValueError("set_step_scales must be called before the optimizer is built")
+        self._pending_scales = {self._var_key(v): float(m) for v, m in pairs}
 
     def build(self, var_list):
         if self.built:
@@ -125,6 +169,8 @@ class LayerwiseAdamax(keras.optimizers.Adamax):
         if missing:
             raise ValueError(f"no learning-rate multiplier for {', '.join(missing[:5])}")
         self._multipliers = [1.0 if pending is None else pending[self._var_key(v)] for v in var_list]
+        scales = self._pending_scales or {}
+        self._scales = [scales.get(self._var_key(v), 1.0) for v in var_list]
         self._decays = [bool(self.decoupled_weight_decay) and not any(n in v.name for n in NO_DECAY)
                         for v in var_list]
 
@@ -141,7 +187,7 @@ class LayerwiseAdamax(keras.optimizers.Adamax):
         lr = tf.cast(learning_rate, variable.dtype) * self._multipliers[index]
         if self._decays[index]:
             self.assign_sub(variable, variable * tf.cast(self.decoupled_weight_decay, variable.dtype) * lr)
-        super().update_step(gradient, variable, lr)
+        super().update_step(gradient, variable, lr * self._scales[index])
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)

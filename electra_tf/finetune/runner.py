@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from electra_tf.finetune.classifier import SequenceClassifier
 from electra_tf.finetune.features import EncodedSplit, eval_dataset, train_dataset
 from electra_tf.finetune.metrics import task_metrics
-from electra_tf.finetune.optimizer import LayerwiseAdamax, layerwise_multipliers, trainable_variables
+from electra_tf.finetune.optimizer import (LayerwiseAdamax, layerwise_multipliers, scale_multipliers,
+                                           trainable_variables)
 from electra_tf.pretrained import load_pretrained
 from electra_tf.training.checkpoints import CheckpointKeeper
 from electra_tf.training.optimizers import WarmupLinearDecay
@@ -56,6 +57,8 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup_proportion: float = 0.1
     layer_decay: float = 1.0
+    scale_rates: bool = True
+    pooling: str = "cls"
     seed: int = 0
     dropout: float = 0.1
     clip_norm: float = 1.0
@@ -92,12 +95,16 @@ class FinetuneConfig:
                  f"wd{self.weight_decay:g}", f"wu{self.warmup_proportion:g}"]
         if self.layer_decay != 1.0:
             parts.append(f"ld{self.layer_decay:g}")
+        if not self.scale_rates:
+            parts.append("fixedrates")
+        if self.pooling != "cls":
+            parts.append(self.pooling)
         if self.max_steps:
             parts.append(f"steps{self.max_steps}")
         return "_".join(parts + [f"seed{self.seed}"])
 
 
-def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1):
+def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1, pooling="cls"):
     """The pretrained discriminator's encoder (weights restored) under a new head.
 
     The encoder is rebuilt with ``dropout`` (on hidden states and attention),
@@ -106,7 +113,7 @@ def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1):
     model_cfg = dataclasses.replace(pretrained_cfg.model, dropout=dropout, attention_dropout=dropout)
     _, _, discriminator = load_pretrained(pretrained, which=("discriminator",),
                                           cfg=pretrained_cfg.replace(model=model_cfg))
-    model = SequenceClassifier(discriminator.encoder, num_labels, dropout=dropout, name="classifier")
+    model = SequenceClassifier(discriminator.encoder, num_labels, dropout=dropout, pooling=pooling, name="classifier")
     model.build()
     return model
 
@@ -152,12 +159,15 @@ class FinetuneRun:
         self.total_steps = c.total_steps(len(self.data["train"]))
         warmup = int(c.warmup_proportion * self.total_steps)
         with self.strategy.scope():
-            self.model = build_classifier(self.pretrained, self.pretrained_cfg, self.task.num_labels, c.dropout)
+            self.model = build_classifier(self.pretrained, self.pretrained_cfg, self.task.num_labels, c.dropout,
+                                          c.pooling)
             self.variables = trainable_variables(self.model)
             self.optimizer = LayerwiseAdamax(WarmupLinearDecay(c.learning_rate, warmup, self.total_steps),
                                              weight_decay=c.weight_decay, beta_1=c.beta_1, beta_2=c.beta_2,
                                              epsilon=c.epsilon, name="finetune_optimizer")
             self.optimizer.set_lr_multipliers(layerwise_multipliers(self.model, c.layer_decay))
+            if c.scale_rates:  # each pretrained matrix's steps relative to its grown scale
+                self.optimizer.set_step_scales(scale_multipliers(self.model, self.model.encoder.initializer_range))
             self.optimizer.build(self.variables)  # eagerly: a lazy build inside strategy.run fails
         train = train_dataset(self.data["train"], c.batch_size, seed=c.seed, pad_to=self.pad_to)
         self.train_iterator = iter(self.strategy.experimental_distribute_dataset(train))
