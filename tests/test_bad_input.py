@@ -225,3 +225,21 @@ def test_tfds_sources_reach_the_network_boundary(tmp_path, monkeypatch):
     text = " | ".join(f"{type(e).__name__}: {e}" for e in chain)
     assert "would open here" in text, text
     assert "No module named" not in text
+
+
+@pytest.mark.parametrize("script,argv", [
+    ("build_vocab", ["--input", "builtin", "--vocab_size", "100", "--output", "{bad}/vocab"]),
+    ("build_pretraining_data", ["--input", "builtin", "--vocab", "v.model", "--max_seq_length", "32",
+                                "--output", "{bad}/data"]),
+    ("benchmark", ["--json", "{bad}/bench.json"]),
+    ("plot_runs", ["runs/x", "--out", "{bad}/runs.png"]),
+    ("export", ["--model_dir", "{bad}"]),
+    ("sweep", ["--out", "{bad}/sweep"]),
+    ("reproduce", ["fig3", "--out", "{bad}/reproduce"]),
+])
+def test_every_script_refuses_an_output_path_it_cannot_write_in_one_line(tmp_path, capsys, script, argv):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    code = _script(script).main([arg.format(bad=a_file) for arg in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) >= 1 and err[-1].startswith("error: --") and str(a_file) in err[-1]
