@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 DATA_RECORD = "run_data.json"
-RUN_FILES = ("checkpoints", "tensorboard", "export", "metrics.jsonl", "config.yaml", DATA_RECORD)
+RUN_FILES = ("checkpoints", "tensorboard", "export", ".versions", "metrics.jsonl", "config.yaml", DATA_RECORD)
 # What may change between attempts of one run: how long to train, how often to log/checkpoint/evaluate,
 # where the data lives (its vocabulary may not change: see check_resume_data).
 RESUMABLE_TRAIN_KEYS = ("max_steps", "log_every", "checkpoint_every", "eval_every", "eval_steps",
