@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 import yaml
 from conftest import SMALL_MODEL, make_config, run_pretrain, subprocess_env
+from data_fixtures import rebuilt_data
 
 from electra_tf.data.manifest import DataError
 from electra_tf.training.run_dir import ModelDirLocked
@@ -52,26 +53,7 @@ def run_copy(trained, tmp_path):
 
 @pytest.fixture(scope="module")
 def other_data(tmp_path_factory, tiny_data):
-    """From the test corpus: the same vocabulary in other shards, and a vocabulary of the same size but other pieces."""
-    from electra_tf.data.manifest import load_manifest
-    from electra_tf.data.tfrecords import vocab_path, write_pretraining_data
-    from electra_tf.data.vocab import load_sentencepiece, train_vocab
-
-    root = tmp_path_factory.mktemp("other_data")
-    manifest = load_manifest(tiny_data)
-    corpus = manifest["source"]
-    relayout = str(root / "relayout")
-    write_pretraining_data(corpus, vocab_path(tiny_data), relayout, 32, examples_per_shard=100, progress=False)
-    with open(corpus[0], encoding="utf-8") as f:
-        lines = f.readlines()
-    half = root / "half.txt"
-    half.write_text("".join(lines[len(lines) // 2:]), encoding="utf-8")
-    vocab = train_vocab([str(half)], manifest["vocab_size"], str(root / "v2"))
-    assert load_sentencepiece(vocab).get_piece_size() == manifest["vocab_size"]
-    other_vocab = str(root / "other_vocab")
-    write_pretraining_data(corpus, vocab, other_vocab, 32, progress=False)
-    assert load_manifest(other_vocab)["vocab_sha256"] != manifest["vocab_sha256"]
-    return {"relayout": relayout, "other_vocab": other_vocab}
+    return rebuilt_data(tiny_data, str(tmp_path_factory.mktemp("other_data")))
 
 
 def test_overwrite_resumes_a_run_of_the_same_config_and_logs_what_it_deletes(run_copy, tiny_data, caplog):

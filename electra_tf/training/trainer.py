@@ -22,8 +22,13 @@ from electra_tf.paths import check_output_dir
 from electra_tf.training import metrics as M
 from electra_tf.training.checkpoints import CheckpointKeeper
 from electra_tf.training.optimizers import make_optimizer, partition_variables
-from electra_tf.training.run_dir import (ModelDirLock, check_resume_data, data_identity, prepare_model_dir,
-                                         write_data_record)
+from electra_tf.training.run_dir import (
+    ModelDirLock,
+    check_resume_data,
+    data_identity,
+    prepare_model_dir,
+    write_data_record,
+)
 from electra_tf.training.run_log import RunLog
 from electra_tf.training.step import OptimizerGroup, PretrainingSteps
 from electra_tf.training.strategy import is_chief, worker_info
@@ -164,7 +169,7 @@ class Trainer:
                 group.optimizer.build(group.variables)  # eagerly: a lazy build inside strategy.run fails
             self.steps = PretrainingSteps(self.strategy, self.pretrainer, self.groups, t, self.iterator,
                                           local_replicas)
-        self._objects = objects = dict(generator=self.generator, discriminator=self.discriminator, iterator=self.iterator,
+        objects = dict(generator=self.generator, discriminator=self.discriminator, iterator=self.iterator,
                        dropout_seeds=_seed_states(self.generator, self.discriminator),
                        **self.steps.checkpoint_objects())
         if t.mode == "joint":
@@ -172,6 +177,7 @@ class Trainer:
         else:
             objects["generator_optimizer"] = self.groups[0].optimizer
             objects["discriminator_optimizer"] = self.groups[1].optimizer
+        self._objects = objects
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
                                        keep=t.keep_checkpoints, is_chief=self.chief)
@@ -289,7 +295,7 @@ class Trainer:
         t = self.cfg.train
         identity = data_identity(self.data_dir, self.manifest)
         restored = None
-        if self.resume:
+        if self.resume and tf.train.latest_checkpoint(self.keeper.directory):
             same_layout = check_resume_data(self.model_dir, identity)
             partial = None
             if not same_layout:  # everything but the data position, which cannot follow another shard layout
