@@ -19,6 +19,10 @@ setup(
         "keras>=3.10,<4",
         "sentencepiece>=0.1.99",
         "tensorflow-datasets>=4.9",
+        # TFDS's download_and_prepare imports it (etils' resource utilities); TFDS does not declare it.
+        "importlib_resources>=5",
+        # TensorBoard's Profile tab for --profile_steps traces (2.23+ needs absl-py 2, which Model Garden refuses).
+        "tensorboard-plugin-profile>=2.19,<2.23",
         "pyyaml>=6.0",
         "numpy>=1.26",
         "tqdm>=4.66",

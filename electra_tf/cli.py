@@ -6,6 +6,7 @@ import os
 log = logging.getLogger("electra_tf")
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
+EXIT_IO_ERROR = 74  # EX_IOERR: a checkpoint could not be written (e.g. disk full); the previous ones are kept
 
 
 def parse_profile_steps(text):
@@ -22,17 +23,25 @@ def parse_profile_steps(text):
 
 def run_pretraining(args):
     """Runs ``scripts/pretrain.py``; returns ``(exit_code, lines to show the user)``."""
-    from electra_tf.training.strategy import make_strategy
-
-    # The strategy first: splitting the CPU into logical devices must precede any other TensorFlow use.
-    strategy = make_strategy(args.strategy, args.cpu_replicas)
     from electra_tf.config import ConfigError, load_config
-    from electra_tf.data.manifest import DataError
-    from electra_tf.training.trainer import PREEMPTED_EXIT_CODE, DivergenceError, Preempted, Trainer, config_summary
+    from electra_tf.paths import check_output_dir
 
+    # Inputs first, then the strategy (splitting the CPU into logical devices must precede other TensorFlow use).
     try:
         cfg = load_config(args.config, args.set)
         profile = parse_profile_steps(args.profile_steps)
+        check_output_dir(args.model_dir, "--model_dir")
+        from electra_tf.training.strategy import make_strategy
+
+        strategy = make_strategy(args.strategy, args.cpu_replicas,
+                                 worker_timeout=getattr(args, "worker_timeout", 600.0))
+    except (ConfigError, ValueError) as exc:
+        return EXIT_BAD_INPUT, [f"error: {exc}"]
+    from electra_tf.data.manifest import DataError
+    from electra_tf.training.checkpoints import CheckpointSaveError
+    from electra_tf.training.trainer import PREEMPTED_EXIT_CODE, DivergenceError, Preempted, Trainer, config_summary
+
+    try:
         trainer = Trainer(cfg, args.model_dir, strategy, overwrite=args.overwrite, init_from=args.init_from,
                           profile_steps=profile, export=not args.no_export, progress=not args.no_progress)
         log.info("%s", config_summary(trainer.cfg))
@@ -43,6 +52,8 @@ def run_pretraining(args):
         return EXIT_BAD_INPUT, [f"error: {exc}"]
     except DivergenceError as exc:
         return EXIT_DIVERGED, [f"error: {exc}"]
+    except CheckpointSaveError as exc:
+        return EXIT_IO_ERROR, [f"error: {exc}"]
     except Preempted as exc:
         return PREEMPTED_EXIT_CODE, [f"{exc} in {args.model_dir}/checkpoints; run the same command to continue "
                                      f"(exit code {PREEMPTED_EXIT_CODE})"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -455,10 +455,24 @@ def load_config(path: str, overrides: Optional[Iterable[str]] = None) -> Electra
             raw = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(f"{path} must hold a mapping of sections (model:, generator:, data:, train:), "
+                          f"got a YAML {type(raw).__name__}")
+    overrides = list(overrides or ())
     try:
-        return config_from_dict(apply_overrides(raw or {}, overrides or ()))
+        return config_from_dict(apply_overrides(raw or {}, overrides))
     except ConfigError as exc:
-        raise ConfigError(f"{exc} (in {path})") from None
+        raise ConfigError(f"{exc} ({_blame(str(exc), path, overrides)})") from None
+
+
+def _blame(message: str, path: str, overrides: Sequence[str]) -> str:
+    """Where an error came from: the ``--set`` override whose key it names, else the YAML file."""
+    for item in reversed(overrides):
+        key = item.split("=", 1)[0].strip()
+        named = key and (message.startswith(f"{key} ") or f" {key} " in f" {message} " or f"{key}:" in message)
+        if repr(item) in message or named:
+            return f"from --set {item}"
+    return f"in {path}"
 
 
 def dump_config(cfg: ElectraConfig, path: Optional[str] = None) -> str:

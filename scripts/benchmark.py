@@ -44,6 +44,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from electra_tf.paths import check_output_file
+
+    try:
+        if args.json:  # before the benchmark runs, not after
+            check_output_file(args.json, "--json")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from bench.runner import markdown, run_benchmark
 
     figures = run_benchmark(

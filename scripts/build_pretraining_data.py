@@ -36,8 +36,10 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from electra_tf.data.writer import write_pretraining_data
+    from electra_tf.paths import check_output_dir
 
     try:
+        check_output_dir(args.output, "--output")
         manifest = write_pretraining_data(
             args.input, args.vocab, args.output, args.max_seq_length, workers=args.workers,
             eval_fraction=args.eval_fraction, short_seq_prob=args.short_seq_prob, seed=args.seed,

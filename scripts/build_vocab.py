@@ -34,8 +34,10 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from electra_tf.data.vocab import train_vocab
+    from electra_tf.paths import check_output_file
 
     try:
+        check_output_file(args.output + ".model", "--output")
         path = train_vocab(args.input, args.vocab_size, args.output, model_type=args.model_type,
                            max_sentences=args.max_sentences, seed=args.seed,
                            character_coverage=args.character_coverage, hard_vocab_limit=not args.allow_smaller,

@@ -42,6 +42,14 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.paths import check_output_file
+
+    try:
+        if args.json:  # before the evaluation, not after it
+            check_output_file(args.json, "--json")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from electra_tf.data.manifest import DataError
     from electra_tf.evaluation.rtd import format_table, run_evaluation
 

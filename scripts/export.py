@@ -30,8 +30,13 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from electra_tf.export import export_model_dir
+    from electra_tf.paths import check_output_dir
 
     try:
+        if not os.path.isdir(args.model_dir):
+            raise FileNotFoundError(f"--model_dir {args.model_dir} does not exist (a model dir written by "
+                                    f"scripts/pretrain.py)")
+        check_output_dir(args.model_dir, "--model_dir")
         paths = export_model_dir(args.model_dir, vocab_model=args.vocab, top_k=args.top_k,
                                  max_seq_length=args.max_seq_length, checkpoint=args.checkpoint)
     except (FileNotFoundError, ValueError) as exc:

@@ -30,7 +30,10 @@ def main(argv=None):
     if labels and len(labels) != len(args.model_dirs):
         print(f"error: --labels has {len(labels)} names for {len(args.model_dirs)} dirs", file=sys.stderr)
         return 2
+    from electra_tf.paths import check_output_file
+
     try:
+        check_output_file(args.out, "--out")
         out = plot_runs(args.model_dirs, args.out, metrics=metrics, labels=labels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

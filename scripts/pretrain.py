@@ -21,6 +21,8 @@ def parse_args(argv=None):
     p.add_argument("--strategy", default="default",
                    choices=["default", "one_device", "mirrored", "multi_worker", "tpu"])
     p.add_argument("--cpu_replicas", type=int, default=0, help="split the CPU into N devices (mirrored)")
+    p.add_argument("--worker_timeout", type=float, default=600.0,
+                   help="multi_worker: seconds to wait for the other workers to come up (default 600)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides (YAML scalars); may be given more than once")
     p.add_argument("--overwrite", action="store_true", help="discard a different run in --model_dir")

@@ -104,6 +104,13 @@ def main(argv=None):
     grid = {k: v for k, v in (("lambdas", args.lambdas), ("gen_lrs", args.gen_lrs), ("depths", args.depths),
                               ("widths", args.widths)) if v is not None}
     out = args.out or os.path.join("runs", "reproduce", args.experiment)
+    from electra_tf.paths import check_output_dir
+
+    try:
+        check_output_dir(out, "--out")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     code, rows = run_command(lambda: reproduce(
         args.experiment, out, steps=args.steps, batch_size=args.batch_size, config=args.config,
         standalone_steps=args.standalone_steps, standalone_generator=args.standalone_generator,

@@ -50,11 +50,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from electra_tf.paths import check_output_dir
     from electra_tf.research.cli import run_command
     from electra_tf.research.experiments import fixed_generator
     from electra_tf.research.ledger import Ledger
     from electra_tf.research.sweep import check_sweep, run_sweep, write_report
     from electra_tf.research.trials import FairRtdScorer, PretrainRunner
+
+    try:
+        check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     def sweep():
         # Bad settings fail here, before the standalone generator is trained.

@@ -80,3 +80,24 @@ def test_unknown_override_key_and_malformed_override():
 def test_unknown_preset_lists_presets():
     with pytest.raises(ConfigError, match="presets: base, large, small, tiny"):
         load_config("huge")
+
+
+def test_a_yaml_list_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- model\n- train\n")
+    with pytest.raises(ConfigError, match=f"{path} must hold a mapping of sections .* got a YAML list"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("override", ["train.generator_lr=0", "train.learning_rat=1", "train.max_steps"])
+def test_errors_caused_by_set_name_the_override_not_the_file(override):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", [override])
+    assert str(err.value).endswith(f"(from --set {override})") and "(in " not in str(err.value)
+
+
+def test_errors_of_the_file_still_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  generator_lr: 0\n")
+    with pytest.raises(ConfigError, match=r"train.generator_lr must be > 0, got 0(.0)? \(in .*bad.yaml\)"):
+        load_config(str(path), ["train.max_steps=5"])

@@ -253,3 +253,65 @@ def test_export_script_rewrites_the_export_atomically(run, tmp_path, monkeypatch
     assert sorted(os.listdir(export)) == before
     assert [d for d in os.listdir(model_dir) if d.startswith(".export")] == []
     assert script.main(["--model_dir", model_dir + "-missing"]) == 2
+
+
+def test_text_signatures_answer_a_batch_of_no_sentences(run):
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece op)
+
+    _, export, _ = run
+    none = tf.constant([], tf.string)
+    disc = tf.saved_model.load(os.path.join(export, "discriminator")).signatures
+    gen = tf.saved_model.load(os.path.join(export, "generator")).signatures
+    encoded = disc["encode_text"](sentences=none)
+    assert encoded["pooled_output"].shape[0] == 0 and encoded["sequence_output"].shape[0] == 0
+    assert disc["detect_text"](sentences=none)["replaced_probability"].shape[0] == 0
+    assert gen["fill_mask_text"](sentences=none)["top_ids"].shape[0] == 0
+
+
+def test_a_reader_never_finds_the_export_missing_and_stale_temporary_dirs_go(run, tmp_path, monkeypatch):
+    import threading
+
+    from electra_tf import export as export_lib
+
+    trainer, _, _ = run
+    model_dir = str(tmp_path / "copy")
+    shutil.copytree(trainer.model_dir, model_dir, symlinks=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = os.path.join(model_dir, f".export.tmp-{dead.pid}-0badc0de")  # left by an export killed midway
+    os.makedirs(os.path.join(stale, "discriminator"))
+    reader_view = os.path.join(model_dir, "export", "discriminator", "saved_model.pb")
+    missing = []
+
+    def watched(fn):
+        def wrapper(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            if not os.path.isfile(reader_view):  # what a reader would see right after this step
+                missing.append(f"{fn.__name__}{args}")
+            return result
+        return wrapper
+
+    for name in ("replace", "rename", "symlink", "unlink", "remove"):
+        monkeypatch.setattr(os, name, watched(getattr(os, name)))
+    monkeypatch.setattr(shutil, "rmtree", watched(shutil.rmtree))
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            if not os.path.isfile(reader_view):
+                missing.append("seen by the polling reader")
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for _ in range(2):
+            export_lib.export_models(model_dir, trainer.generator, trainer.discriminator, trainer.cfg,
+                                     vocab_model=vocab_path(trainer.data_dir))
+    finally:
+        stop.set()
+        reader.join()
+    assert missing == []
+    assert not os.path.exists(stale)
+    assert sorted(os.listdir(os.path.join(model_dir, "export"))) == [
+        "config.yaml", "discriminator", "discriminator_encoder.keras", "generator", "vocab.model"]
+    assert len(os.listdir(os.path.join(model_dir, ".versions"))) == 2  # the current export and the one before

@@ -194,7 +194,8 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path, tiny_
     for key in w0.files:
         np.testing.assert_array_equal(w0[key], w1[key])
     written = sorted(os.listdir(model_dir))
-    assert written == ["checkpoints", "config.yaml", "export", "metrics.jsonl", "tensorboard"]
+    assert written == [".lock", ".versions", "checkpoints", "config.yaml", "export", "metrics.jsonl", "run_data.json",
+                       "tensorboard"]
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-3")
     # The non-chief wrote its obligatory checkpoint copy to a scratch dir and removed it.
     with open(model_dir / "metrics.jsonl") as f:

@@ -97,3 +97,17 @@ def test_script_prints_a_table_and_writes_the_json_the_library_returns(runs, tmp
     spec.loader.exec_module(script)
     assert script.main(["--generator", runs["trained"], "--discriminator", runs["other_vocab"]]) == 2
     assert "error: the discriminator" in capsys.readouterr().err
+
+
+def test_a_model_dir_trained_on_another_vocabulary_of_the_same_size_is_refused(tmp_path, tiny_data):
+    """No export next to the model dir: the vocabulary's sha256 recorded with the run is compared with the data's."""
+    from data_fixtures import rebuilt_data
+
+    other = rebuilt_data(tiny_data, str(tmp_path / "data"))["other_vocab"]
+    old_run, new_run = str(tmp_path / "old_vocab_run"), str(tmp_path / "new_vocab_run")
+    for data, model_dir in ((tiny_data, old_run), (other, new_run)):
+        Trainer(make_config(data, "train.max_steps=1"), model_dir, export=False, progress=False).train()
+    with pytest.raises(ValueError, match=r"discriminator .*old_vocab_run was trained on the vocabulary of .*sha256 "
+                                         r".*which differs from the data dir's .*other_vocab"):
+        evaluate_rtd(new_run, [new_run, old_run], data_dir=other)
+    assert evaluate_rtd(new_run, [new_run], data_dir=other, num_examples=8)[0]["auc"] >= 0

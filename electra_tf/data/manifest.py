@@ -22,7 +22,7 @@ from electra_tf.data.vocab import file_sha256
 
 __all__ = [
     "DataError", "MANIFEST", "VOCAB_MODEL", "FORMAT", "load_manifest", "check_manifest", "write_manifest",
-    "shard_name", "shard_paths", "check_shard_files", "diagnose_shards",
+    "shard_name", "shard_paths", "check_shard_files", "diagnose_shards", "check_vocab_file",
 ]
 
 MANIFEST = "manifest.json"
@@ -96,6 +96,32 @@ def check_manifest(manifest: Dict[str, Any], vocab_size: Optional[int], max_seq_
         raise DataError(f"data dir {data_dir} holds sequences of length {manifest['max_seq_length']} but "
                         f"data.max_seq_length is {max_seq_length}; set data.max_seq_length to "
                         f"{manifest['max_seq_length']} or rebuild the data with --max_seq_length {max_seq_length}")
+
+
+def check_vocab_file(data_dir: str, manifest: Dict[str, Any]) -> None:
+    """Checks the data dir's ``vocab.model`` against its manifest: sha256 and number of pieces.
+
+    Catches a manifest edited by hand or a vocabulary swapped after the build
+    before any training, not at the export after it.
+
+    Raises:
+        DataError: naming the file, the manifest and both values.
+    """
+    path = os.path.join(data_dir, manifest.get("vocab_model") or VOCAB_MODEL)
+    if not os.path.isfile(path):
+        return  # data dirs without a SentencePiece model (e.g. the original ELECTRA's) are checked elsewhere
+    expected = manifest.get("vocab_sha256")
+    if expected and file_sha256(path) != expected:
+        raise DataError(f"the vocabulary {path} does not match {os.path.join(data_dir, MANIFEST)} (sha256 "
+                        f"{file_sha256(path)[:12]}... vs {str(expected)[:12]}... recorded): the data dir was "
+                        f"altered after it was built; rebuild it")
+    import sentencepiece as spm
+
+    pieces = spm.SentencePieceProcessor(model_file=path).get_piece_size()
+    if int(manifest.get("vocab_size", pieces)) != pieces:
+        raise DataError(f"{os.path.join(data_dir, MANIFEST)} says vocab_size {manifest['vocab_size']} but its "
+                        f"vocabulary {path} has {pieces} pieces: the data dir was altered after it was built; "
+                        f"rebuild it")
 
 
 def shard_paths(data_dir: str, manifest: Dict[str, Any], split: str) -> List[str]:

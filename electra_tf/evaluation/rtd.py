@@ -135,6 +135,38 @@ def check_vocabulary(role, path, cfg, manifest, data_dir):
     if stored and expected and file_sha256(stored) != expected:
         raise ValueError(f"the {role} {path} was exported with the vocabulary {stored}, which differs from the data "
                          f"dir's {vocab_path(data_dir)} (same size {cfg.model.vocab_size}, other pieces)")
+    if stored is None and expected:
+        trained, where = _trained_vocab_sha256(path, cfg)
+        if trained and trained != expected:
+            raise ValueError(f"the {role} {path} was trained on the vocabulary of {where} (sha256 {trained[:12]}...), "
+                             f"which differs from the data dir's {vocab_path(data_dir)} (sha256 {expected[:12]}...; "
+                             f"same size {cfg.model.vocab_size}, other pieces); every model must share the data's "
+                             f"vocabulary")
+
+
+def _trained_vocab_sha256(path, cfg):
+    """``(sha256, where it was found)`` of the vocabulary a model dir (or a checkpoint in one) was trained on.
+
+    The run's ``run_data.json`` records it; older runs fall back to the
+    manifest of the data dir their config names. ``(None, None)`` when unknown.
+    """
+    import json
+
+    base = os.path.normpath(path)
+    for directory in (base, os.path.dirname(base), os.path.dirname(os.path.dirname(base))):
+        record = os.path.join(directory, "run_data.json")
+        if os.path.isfile(record):
+            try:
+                with open(record, "r", encoding="utf-8") as f:
+                    data = json.load(f)
+                return data.get("vocab_sha256"), data.get("data_dir") or directory
+            except (OSError, ValueError):
+                break
+    recorded = recorded_data_dir(cfg)
+    try:
+        return load_manifest(recorded).get("vocab_sha256"), recorded
+    except Exception:  # noqa: BLE001 - the recorded data dir may be gone; then there is nothing to compare
+        return None, None
 
 
 def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=None, split="eval", mask_prob=0.15,

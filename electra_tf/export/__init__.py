@@ -8,8 +8,11 @@
     vocab.model                    the SentencePiece model (also an asset inside each SavedModel)
     config.yaml                    the resolved pretraining config
 
-The whole directory is written under a temporary name next to it and renamed
-into place when complete, so a reader never sees half an export. Loading a
+The whole directory is written under a temporary name next to it
+(``.export.tmp-PID-*``, removed at the next export if its writer was killed),
+renamed to a versioned ``.versions/export.<time>`` when complete, and ``export``
+is a symbolic link to it, replaced atomically: a reader of ``export/discriminator``
+sees the old export or the new one, never half of one and never none. Loading a
 SavedModel with text signatures needs ``import tensorflow_text`` first (it
 registers the SentencePiece op); loading the ``.keras`` file needs
 ``import electra_tf.networks`` first (it registers the layers).
@@ -22,9 +25,11 @@ Example:
 >>> detect(sentences=tf.constant(["The cat sat on the mat."]))["replaced_probability"]
 """
 
+import glob
 import logging
 import os
 import shutil
+import time
 import uuid
 
 import tensorflow as tf
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 EXPORT_DIR = "export"
 KERAS_ENCODER = "discriminator_encoder.keras"
 VOCAB_FILE = "vocab.model"
+VERSIONS_DIR = ".versions"  # export.<time> dirs; MODEL_DIR/export links to the current one
 
 __all__ = ["export_models", "export_model_dir", "standalone_encoder", "find_vocab_model", "DiscriminatorModule",
            "GeneratorModule", "TextTokenizer", "EXPORT_DIR", "KERAS_ENCODER", "VOCAB_FILE"]
@@ -92,15 +98,40 @@ def _text_length(discriminator, cfg, max_seq_length):
     return int(length)
 
 
-def _replace_dir(new, target):
-    """Moves the complete directory ``new`` to ``target``, replacing what was there."""
-    if os.path.exists(target):
-        old = new + ".old"
-        os.replace(target, old)
-        os.replace(new, target)
+def _stale_tmp_dirs(model_dir):
+    """``.export.tmp-PID-*`` dirs (and ``.export.link-PID-*`` links) whose writer is gone (killed midway)."""
+    from electra_tf.paths import process_alive
+
+    stale = []
+    for path in glob.glob(os.path.join(model_dir, f".{EXPORT_DIR}.tmp-*")) + glob.glob(
+            os.path.join(model_dir, f".{EXPORT_DIR}.link-*")):
+        pid = os.path.basename(path).split("-", 2)[1] if "-" in os.path.basename(path) else ""
+        if not pid.isdigit() or int(pid) == os.getpid() or not process_alive(int(pid)):
+            stale.append(path)
+    return stale
+
+
+def _publish(new, model_dir):
+    """Makes the complete dir ``new`` the export, atomically: a reader of ``export/...`` sees the old one or the new.
+
+    ``export`` is a symbolic link to a versioned dir ``VERSIONS_DIR/export.<time>``;
+    the link is replaced by ``rename``, which never leaves the name missing. The
+    version before is kept (a reader may be loading it); older ones are removed.
+    An ``export`` that is still a plain dir (written by an earlier version of
+    this code, or copied without links) is moved to a versioned name first.
+    """
+    target = os.path.join(model_dir, EXPORT_DIR)
+    versions_dir = os.path.join(model_dir, VERSIONS_DIR)
+    os.makedirs(versions_dir, exist_ok=True)
+    version = f"{EXPORT_DIR}.{time.time_ns():020d}"
+    os.replace(new, os.path.join(versions_dir, version))
+    link = os.path.join(model_dir, f".{EXPORT_DIR}.link-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.symlink(os.path.join(VERSIONS_DIR, version), link)
+    if os.path.isdir(target) and not os.path.islink(target):
+        os.replace(target, os.path.join(versions_dir, f"{EXPORT_DIR}.{time.time_ns() - 1:020d}"))
+    os.replace(link, target)
+    for old in sorted(glob.glob(os.path.join(versions_dir, f"{EXPORT_DIR}.*")))[:-2]:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=None, top_k=5, max_seq_length=None):
@@ -125,6 +156,9 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
             ``top_k`` / ``max_seq_length``.
     """
     target = os.path.join(model_dir, EXPORT_DIR)
+    for stale in _stale_tmp_dirs(model_dir):
+        log.warning("removing %s, left by an export that did not complete", stale)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = os.path.join(model_dir, f".{EXPORT_DIR}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)  # not mkdtemp: the export should get the usual permissions, not 0700
     try:
@@ -151,7 +185,7 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
 
             dump_config(cfg, os.path.join(tmp, "config.yaml"))
             written.append("config.yaml")
-        _replace_dir(tmp, target)
+        _publish(tmp, model_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

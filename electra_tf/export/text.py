@@ -76,7 +76,11 @@ class TextTokenizer(tf.Module):
         cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], CLS_ID), row_splits_dtype=tf.int64)
         sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], SEP_ID), row_splits_dtype=tf.int64)
         ids = tf.concat([cls, tokens, sep], axis=1)
-        return ids.to_tensor(default_value=PAD_ID), tf.ones_like(ids).to_tensor(default_value=0)
+        # At least [CLS] [SEP] wide, also for a batch of no sentences: [0, 2], not [0, 0], so every signature
+        # (encode_text's [CLS] output included) returns empty results instead of failing.
+        shape = tf.stack([rows, tf.maximum(tf.reduce_max(tf.concat([ids.row_lengths(), [2]], 0)), 2)])
+        return (ids.to_tensor(default_value=PAD_ID, shape=shape),
+                tf.ones_like(ids).to_tensor(default_value=0, shape=shape))
 
     def encode(self, sentences):
         """Sentences (``tf.string [B]``) to ``(input_ids, input_mask)``, int32 ``[B, L]``."""

@@ -2,10 +2,11 @@
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 
-__all__ = ["build_parser", "task_from_args", "run_finetuning"]
+__all__ = ["build_parser", "task_from_args", "run_finetuning", "check_output_reuse"]
 
 log = logging.getLogger("electra_tf")
 
@@ -89,6 +90,30 @@ def _space(args):
     return dataclasses.replace(space, **{k: tuple(v) for k, v in chosen.items() if v})
 
 
+def check_output_reuse(output_dir, pretrained):
+    """Raises ValueError unless ``output_dir`` is new, or holds results of the same ``--pretrained`` (resumed).
+
+    A search from another pretrained model would overwrite ``results.json`` and
+    ``best/`` of the one there.
+    """
+    from electra_tf.paths import check_output_dir
+
+    check_output_dir(output_dir, "--output_dir")
+    path = os.path.join(output_dir, "results.json")
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            previous = json.load(f).get("pretrained")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"--output_dir {output_dir} holds a results.json that cannot be read ({exc}); use another "
+                         f"--output_dir") from None
+    if previous and os.path.abspath(previous) != os.path.abspath(pretrained):
+        raise ValueError(f"--output_dir {output_dir} holds the results of fine-tuning --pretrained {previous}; "
+                         f"refusing to overwrite them with a search from {os.path.abspath(pretrained)}: use another "
+                         f"--output_dir (the same --pretrained resumes the search there)")
+
+
 def run_finetuning(args, strategy):
     """Runs ``scripts/finetune.py``; returns ``(exit_code, lines to show the user)``."""
     from electra_tf.data.vocab import VocabError
@@ -98,6 +123,7 @@ def run_finetuning(args, strategy):
 
     try:
         task = task_from_args(args)
+        check_output_reuse(args.output_dir, args.pretrained)
         base = FinetuneConfig(dropout=args.dropout, clip_norm=args.clip_norm, max_steps=args.max_steps,
                               eval_every=args.eval_every, log_every=args.log_every)
         results = run_search(task, args.pretrained, args.output_dir, data_dir=args.data_dir, space=_space(args),

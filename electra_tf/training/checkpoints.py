@@ -1,5 +1,7 @@
 """Checkpoints that restore everything a run needs, and survive a bad latest file."""
 
+import errno
+import glob
 import logging
 import os
 import shutil
@@ -8,6 +10,39 @@ import tempfile
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (``no_space``: the device is full); the previous ones are intact."""
+
+    def __init__(self, message, no_space=False):
+        super().__init__(message)
+        self.no_space = no_space
+
+
+class ResumeError(ValueError):
+    """No checkpoint of a model dir can be restored into the run being built."""
+
+
+def remove_partial_saves(directory):
+    """Removes the ``ckpt-N_temp`` dirs a save leaves when it fails or is killed midway; returns their names."""
+    removed = []
+    for path in glob.glob(os.path.join(directory, "*_temp*")):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                continue
+        removed.append(os.path.basename(path))
+    return removed
+
+
+def _is_no_space(exc):
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return "no space left on device" in str(exc).lower()
 
 
 class CheckpointKeeper:
@@ -29,30 +64,61 @@ class CheckpointKeeper:
         self.is_chief = is_chief
         target = directory if is_chief else tempfile.mkdtemp(prefix="electra-worker-ckpt-")
         self._scratch = None if is_chief else target
+        if is_chief:
+            removed = remove_partial_saves(directory)
+            if removed:
+                log.warning("removed %s in %s: left by a checkpoint save that did not complete",
+                            ", ".join(removed), directory)
         self.manager = tf.train.CheckpointManager(checkpoint, target, max_to_keep=keep)
 
-    def restore_latest(self):
+    def restore_latest(self, checkpoint=None):
         """Restores the newest readable checkpoint; returns its path, or None when there is none.
 
         A checkpoint that cannot be read (truncated or corrupt files) is
         skipped with a warning in favour of the one before it.
+
+        Args:
+            checkpoint: restore into this ``tf.train.Checkpoint`` (a subset of
+                the saved objects) instead of the whole one.
         """
+        target = checkpoint or self.checkpoint
         candidates = list(reversed(tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                               max_to_keep=None).checkpoints))
+        reason = ""
         for path in candidates:
             try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
+                status = target.restore(path).assert_existing_objects_matched()
+                if checkpoint is not None:
+                    status.expect_partial()
                 return path
             except Exception as exc:  # noqa: BLE001 - any failure to read means "not this one"
-                log.warning("checkpoint %s cannot be restored (%s: %s); falling back to the previous one",
-                            path, type(exc).__name__, str(exc).splitlines()[0][:200])
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                log.warning("checkpoint %s cannot be restored (%s); falling back to the previous one", path, reason)
         if candidates:
-            raise RuntimeError(f"no checkpoint in {self.directory} can be restored (tried {len(candidates)}); "
-                               "move the directory away or pass --overwrite to start afresh")
+            raise ResumeError(f"no checkpoint in {self.directory} can be restored (tried {len(candidates)}; the last "
+                              f"error: {reason}); it was written by a run of another model or code version. The run "
+                              f"is left as it is: use another --model_dir, or --overwrite to discard it")
         return None
 
     def save(self, step):
-        path = self.manager.save(checkpoint_number=int(step))
+        """Saves a checkpoint numbered ``step``; returns its path (None on a non-chief worker).
+
+        Raises:
+            CheckpointSaveError: the write failed (a full disk among others);
+                the partial files are removed and the previous checkpoints kept.
+        """
+        try:
+            path = self.manager.save(checkpoint_number=int(step))
+        except Exception as exc:  # noqa: BLE001 - turned into one line; the traceback is TensorFlow's internals
+            remove_partial_saves(self.manager.directory)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            if _is_no_space(exc):
+                raise CheckpointSaveError(
+                    f"no space left on device at {self.manager.directory} while saving the checkpoint of step "
+                    f"{int(step)}; the previous checkpoints are kept (latest: {self.manager.latest_checkpoint}). "
+                    f"Free some space and run the same command to continue", no_space=True) from None
+            raise CheckpointSaveError(f"saving the checkpoint of step {int(step)} in {self.manager.directory} "
+                                      f"failed: {first}; the previous checkpoints are kept") from None
         if not self.is_chief:
             return None
         return path

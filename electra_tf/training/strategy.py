@@ -1,6 +1,5 @@
 """Choosing a tf.distribute strategy by name."""
 
-import json
 import logging
 import os
 
@@ -22,7 +21,7 @@ def split_cpu(replicas):
                                f"{existing}; pass --cpu_replicas before anything runs") from exc
 
 
-def make_strategy(name="default", cpu_replicas=0):
+def make_strategy(name="default", cpu_replicas=0, worker_timeout=600.0):
     """Returns the strategy called ``name``.
 
     Args:
@@ -30,13 +29,23 @@ def make_strategy(name="default", cpu_replicas=0):
             ``cpu_replicas`` > 1 that many logical CPU devices (so multi-replica
             training can be tested on a laptop). ``multi_worker`` reads
             ``TF_CONFIG``. ``tpu`` resolves the TPU from the environment.
-        cpu_replicas: number of logical CPU devices for ``mirrored``.
+        cpu_replicas: number of logical CPU devices for ``mirrored``;
+            ignored, with a warning, by the other strategies.
+        worker_timeout: ``multi_worker``: seconds to wait for the other
+            workers to come up (see :mod:`electra_tf.training.cluster`).
+
+    Raises:
+        ValueError: a bad name or count, a malformed ``TF_CONFIG``, a worker
+            that never came up, or no TPU (one-line messages).
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-    if cpu_replicas and cpu_replicas > 1:
-        if name not in ("mirrored",):
-            raise ValueError(f"--cpu_replicas only applies to --strategy mirrored, got --strategy {name}")
+    if cpu_replicas is None or cpu_replicas < 0:
+        raise ValueError(f"--cpu_replicas must be >= 0, got {cpu_replicas}")
+    if cpu_replicas and name != "mirrored":
+        log.warning("--cpu_replicas %d is ignored: it only applies to --strategy mirrored (got --strategy %s)",
+                    cpu_replicas, name)
+    elif cpu_replicas > 1:
         split_cpu(cpu_replicas)
     if name == "default":
         return tf.distribute.get_strategy()
@@ -50,17 +59,24 @@ def make_strategy(name="default", cpu_replicas=0):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable "
-                             "(cluster.worker addresses and this task's index)")
-        json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, with its own message
+        from electra_tf.training.cluster import parse_tf_config, wait_for_workers
+
+        if worker_timeout is None or worker_timeout <= 0:
+            raise ValueError(f"--worker_timeout must be > 0 seconds, got {worker_timeout}")
+        wait_for_workers(parse_tf_config(os.environ.get("TF_CONFIG", "")), timeout=worker_timeout)
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"--strategy tpu: no TPU could be reached ({reason}); on a Cloud TPU VM or with "
+                         f"TPU_NAME set it is found automatically; without a TPU use --strategy default, "
+                         f"one_device or mirrored") from None
 
 
 def is_chief(strategy):

@@ -13,14 +13,22 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from electra_tf.config import ElectraConfig, config_from_dict, config_to_dict, dump_config
+from electra_tf.config import ElectraConfig, dump_config
 from electra_tf.data.builtin import ensure_builtin_data
-from electra_tf.data.manifest import check_manifest, load_manifest
+from electra_tf.data.manifest import check_manifest, check_vocab_file, load_manifest
 from electra_tf.data.tfrecords import corrupt_shard_error, pretraining_dataset, vocab_path
 from electra_tf.models import ElectraPretrainer, build_models
+from electra_tf.paths import check_output_dir
 from electra_tf.training import metrics as M
 from electra_tf.training.checkpoints import CheckpointKeeper
 from electra_tf.training.optimizers import make_optimizer, partition_variables
+from electra_tf.training.run_dir import (
+    ModelDirLock,
+    check_resume_data,
+    data_identity,
+    prepare_model_dir,
+    write_data_record,
+)
 from electra_tf.training.run_log import RunLog
 from electra_tf.training.step import OptimizerGroup, PretrainingSteps
 from electra_tf.training.strategy import is_chief, worker_info
@@ -57,49 +65,8 @@ def resolve_data(cfg: ElectraConfig):
     manifest = load_manifest(data_dir)
     wanted_vocab = None if cfg.model.vocab_size == "auto" else cfg.model.vocab_size
     check_manifest(manifest, wanted_vocab, cfg.data.max_seq_length, data_dir)
+    check_vocab_file(data_dir, manifest)
     return cfg.with_vocab_size(manifest["vocab_size"]), data_dir, manifest
-
-
-def _comparable(cfg_dict):
-    """The parts of a config that must match for a model dir to be resumed."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg_dict.items()}
-    # Where the data came from and how long to train may change between attempts.
-    for key in ("max_steps", "log_every", "checkpoint_every", "eval_every", "eval_steps", "keep_checkpoints",
-                "max_skipped_steps"):
-        out["train"].pop(key, None)
-    for key in ("path", "builtin_dir"):
-        out["data"].pop(key, None)
-    return out
-
-
-def prepare_model_dir(model_dir, cfg, overwrite=False):
-    """Creates ``model_dir`` or checks that it holds a run of the same config; returns whether to resume."""
-    path = os.path.join(model_dir, "config.yaml")
-    if os.path.exists(path) and not overwrite:
-        import yaml
-
-        with open(path, "r", encoding="utf-8") as f:
-            previous = config_from_dict(yaml.safe_load(f))
-        old, new = _comparable(config_to_dict(previous)), _comparable(config_to_dict(cfg))
-        if old != new:
-            diffs = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in old if isinstance(old[s], dict)
-                     for k in old[s] if old[s][k] != new[s].get(k)]
-            diffs += [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if not isinstance(old[k], dict)
-                      and old[k] != new[k]]
-            raise ValueError(f"{model_dir} already holds a run with a different config ({'; '.join(diffs)}); "
-                             "use another --model_dir, or --overwrite to discard that run")
-        return True
-    if overwrite and os.path.isdir(model_dir):
-        import shutil
-
-        for name in ("checkpoints", "tensorboard", "export", "metrics.jsonl", "config.yaml"):
-            target = os.path.join(model_dir, name)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-    os.makedirs(model_dir, exist_ok=True)
-    return False
 
 
 class Trainer:
@@ -134,16 +101,33 @@ class Trainer:
         if t.batch_size % (self.strategy.num_replicas_in_sync * t.grad_accum_steps):
             raise ValueError(f"train.batch_size ({t.batch_size}) must be divisible by replicas x grad_accum_steps "
                              f"({self.strategy.num_replicas_in_sync} x {t.grad_accum_steps})")
-        self.resume = prepare_model_dir(model_dir, self.cfg, overwrite) if self.chief else False
-        if self.chief:
-            dump_config(self.cfg, os.path.join(model_dir, "config.yaml"))
+        self.lock = None
+        self.resume = False
+        if self.chief:  # one run per model dir; config.yaml is written once the start or resume succeeded
+            check_output_dir(model_dir, "--model_dir")
+            self.lock = ModelDirLock(model_dir).acquire()
+            try:
+                self.resume = prepare_model_dir(model_dir, self.cfg, overwrite)
+            except BaseException:
+                self.close()
+                raise
 
         # Determinism: seeded initialisation always; bitwise-reproducible kernels on request.
         keras.utils.set_random_seed(t.seed)
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
 
-        self._build()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Releases the model dir (also done at the end of :meth:`train`)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # ------------------------------------------------------------------ construction
     def _dataset(self, split, per_worker_batch, repeat=True, shuffle=True):
@@ -193,6 +177,7 @@ class Trainer:
         else:
             objects["generator_optimizer"] = self.groups[0].optimizer
             objects["discriminator_optimizer"] = self.groups[1].optimizer
+        self._objects = objects
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
                                        keep=t.keep_checkpoints, is_chief=self.chief)
@@ -225,33 +210,35 @@ class Trainer:
     def train(self):
         """Runs until ``train.max_steps``; returns the last logged metrics."""
         t = self.cfg.train
-        restored = None
-        if self.resume:
-            restored = self.keeper.restore_latest()
-        if restored:
-            log.info("resumed from %s at step %d", restored, int(self.steps.step.numpy()))
-        elif self.init_from:
-            warm_start(self.init_from, self.generator, self.discriminator)
+        try:
+            restored = self._start()
+        except BaseException:
+            self.close()
+            raise
         start = int(self.steps.step.numpy())
+        self._check_profile_window(start)
         run_log = RunLog(self.model_dir, enabled=self.chief, resume_step=start if restored else None)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         tokens_per_step = t.batch_size * self.cfg.data.max_seq_length
         bar = tqdm(total=t.max_steps, initial=start, unit="step", disable=not (self.progress and self.chief),
                    dynamic_ncols=True, desc="pretraining")
         last_row = {}
+        finished = False
         window_start = time.perf_counter()
         try:
             step = start
             while step < t.max_steps:
                 if self.profile_steps and step == self.profile_steps[0] and self.chief:
                     tf.profiler.experimental.start(os.path.join(self.model_dir, "tensorboard", "profile"))
+                    self._profiling = True
                 try:
                     norms, finite = self.steps.train_step()
                 except tf.errors.DataLossError as exc:
                     raise corrupt_shard_error(self.data_dir, exc) from None
                 step += 1
-                if self.profile_steps and step == self.profile_steps[1] and self.chief:
+                if self.profile_steps and step == self.profile_steps[1] and self._profiling:
                     tf.profiler.experimental.stop()
+                    self._profiling = False
                 skips = int(self.steps.consecutive_skips.numpy())
                 if step % t.log_every == 0 or step == t.max_steps or skips >= t.max_skipped_steps:
                     elapsed = time.perf_counter() - window_start
@@ -285,14 +272,61 @@ class Trainer:
                     if step % t.checkpoint_every and step != t.max_steps:
                         self.keeper.save(step)
                     raise Preempted(step)
+            finished = True
         finally:
+            if self._profiling:
+                tf.profiler.experimental.stop()
+                self._profiling = False
             bar.close()
             run_log.close()
             signal.signal(signal.SIGTERM, previous)
-        if self.do_export and self.chief:
-            self.export()
+            if not finished:
+                self.close()
+        try:
+            if self.do_export and self.chief:
+                self.export()
+        finally:
+            self.close()
         self.keeper.close()
         return last_row
+
+    def _start(self):
+        """Restores the latest checkpoint (or warm starts); then records the config and data; returns the path."""
+        t = self.cfg.train
+        identity = data_identity(self.data_dir, self.manifest)
+        restored = None
+        if self.resume and tf.train.latest_checkpoint(self.keeper.directory):
+            same_layout = check_resume_data(self.model_dir, identity)
+            partial = None
+            if not same_layout:  # everything but the data position, which cannot follow another shard layout
+                partial = tf.train.Checkpoint(**{k: v for k, v in self._objects.items() if k != "iterator"})
+            restored = self.keeper.restore_latest(partial)
+        if restored:
+            step = int(self.steps.step.numpy())
+            if step > t.max_steps:
+                raise ValueError(f"train.max_steps ({t.max_steps}) is below the step this run already reached "
+                                 f"({step}, {restored}); pass train.max_steps >= {step} to continue it, or use "
+                                 f"another --model_dir")
+            log.info("resumed from %s at step %d", restored, step)
+        elif self.init_from:
+            warm_start(self.init_from, self.generator, self.discriminator)
+        if self.chief:
+            dump_config(self.cfg, os.path.join(self.model_dir, "config.yaml"))
+            write_data_record(self.model_dir, identity)
+        return restored
+
+    def _check_profile_window(self, start):
+        self._profiling = False
+        if not self.profile_steps:
+            return
+        first, last = self.profile_steps
+        max_steps = self.cfg.train.max_steps
+        if first < start or first >= max_steps:
+            log.warning("--profile_steps %d,%d: step %d is not run (this run goes from step %d to "
+                        "train.max_steps %d); no profiler trace is written", first, last, first, start, max_steps)
+        elif last > max_steps:
+            log.warning("--profile_steps %d,%d ends after train.max_steps (%d): the trace covers steps %d..%d",
+                        first, last, max_steps, first, max_steps)
 
     def export(self):
         from electra_tf.export import export_models
