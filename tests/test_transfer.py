@@ -223,3 +223,31 @@ def test_reproduce_transfer_scores_random_init_and_every_checkpoint(tiny_data, t
     with open(os.path.join(out, "scores.json")) as f:
         assert json.load(f) == first
     assert "fine-tuning on" not in proc.stderr
+
+
+def test_finetune_defaults_follow_the_model_size():
+    from electra_tf.config import load_config
+    from electra_tf.finetune.search import DEFAULT_SPACE, SMALL_SPACE, TINY_SPACE, space_for_model
+
+    expected = {"tiny": (TINY_SPACE, "tiny"), "small": (SMALL_SPACE, "ELECTRA-Small"),
+                "base": (DEFAULT_SPACE, "paper"), "large": (DEFAULT_SPACE, "paper")}
+    for preset, (space, word) in expected.items():
+        chosen, which = space_for_model(load_config(preset, ["model.vocab_size=1000"]))
+        assert chosen == space and word in which
+    assert TINY_SPACE.learning_rates == (1e-3, 3e-3) and TINY_SPACE.epochs == (10.0,)
+    assert SMALL_SPACE.learning_rates == (1e-4, 3e-4)
+
+
+def test_finetune_without_lr_says_which_grid_it_picked(pretrained, tmp_path, caplog):
+    import logging
+
+    from electra_tf.finetune.cli import _space, build_parser
+
+    caplog.set_level(logging.INFO)
+    args = build_parser().parse_args(["--task", "sst2", "--pretrained", pretrained, "--output_dir", str(tmp_path)])
+    space = _space(args)
+    assert space.learning_rates == (1e-3, 3e-3) and space.epochs == (10.0,)
+    assert "No --lr given: searching the grid measured for tiny models" in caplog.text
+    args = build_parser().parse_args(["--task", "sst2", "--pretrained", pretrained, "--output_dir", str(tmp_path),
+                                      "--lr", "5e-5", "--epochs", "2"])
+    assert _space(args).learning_rates == (5e-5,) and _space(args).epochs == (2.0,)

@@ -81,9 +81,18 @@ def task_from_args(args):
 
 
 def _space(args):
-    from electra_tf.finetune.search import DEFAULT_SPACE, PAPER_SPACE
+    """The search the flags describe; without --lr (and --paper_grid), the grid for the model's size."""
+    from electra_tf.finetune.search import PAPER_SPACE, space_for_model
+    from electra_tf.pretrained import find_config
 
-    space = PAPER_SPACE if args.paper_grid else DEFAULT_SPACE
+    if args.paper_grid:
+        space = PAPER_SPACE
+    else:
+        space, which = space_for_model(find_config(args.pretrained))
+        if not args.lr:
+            log.info("No --lr given: searching %s, %s (learning rates %s, %s epochs)", which,
+                     "set by the pretrained model's size", ", ".join(f"{x:g}" for x in space.learning_rates),
+                     "/".join(f"{x:g}" for x in (args.epochs or space.epochs)))
     chosen = {"learning_rates": args.lr, "epochs": args.epochs, "batch_sizes": args.batch_size,
               "weight_decays": args.weight_decay, "warmup_proportions": args.warmup_proportion,
               "layer_decays": args.layer_decay}

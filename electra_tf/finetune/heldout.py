@@ -69,6 +69,8 @@ TOPICS: Dict[str, Tuple[str, ...]] = {
 #: The two areas of the binary task ``topic2`` (the most separable pair of areas).
 BINARY_AREAS = ("internet", "concurrency")
 TASK_NAMES = ("topic", "topic2", "topic_1000", "topic_100", "pair", "pair_1000")
+#: The tasks the transfer benchmark runs by default.
+BENCHMARK_TASKS = ("topic", "topic2", "topic_1000", "topic_100", "pair")
 LOW_RESOURCE = {"topic_1000": ("topic", 1000), "topic_100": ("topic", 100), "pair_1000": ("pair", 1000)}
 
 _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages", "dist-packages",

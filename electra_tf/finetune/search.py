@@ -38,7 +38,8 @@ from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged, Finetun
 from electra_tf.pretrained import find_config
 from electra_tf.training.strategy import is_chief
 
-__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "find_vocab", "encode_task", "run_search"]
+__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model",
+           "find_vocab", "encode_task", "run_search"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,29 @@ class SearchSpace:
 DEFAULT_SPACE = SearchSpace()
 PAPER_SPACE = SearchSpace(epochs=(2.0, 3.0, 5.0, 10.0, 20.0), batch_sizes=(16, 32, 64, 128),
                           weight_decays=(0.0, 0.01), warmup_proportions=(0.06, 0.1, 0.3))
+
+
+#: ELECTRA-Small's fine-tuning rate (3e-4, Clark et al. 2020, appendix) and one below it.
+SMALL_SPACE = SearchSpace(learning_rates=(1e-4, 3e-4))
+#: Measured on the transfer benchmark for models narrower than 256 (the ``tiny`` preset): the paper's rates
+#: leave them at chance in 3 epochs; 1e-3 and 3e-3 for 10 epochs train both random and pretrained weights
+#: (docs/research.md, "Transfer").
+TINY_SPACE = SearchSpace(learning_rates=(1e-3, 3e-3), epochs=(10.0,))
+
+
+def space_for_model(cfg) -> Tuple[SearchSpace, str]:
+    """The default search for a pretrained model of this size, and a line saying which it is.
+
+    Discriminators 768 wide or wider (Base, Large) get the paper's rates
+    (:data:`DEFAULT_SPACE`), 256 to 767 ELECTRA-Small's (:data:`SMALL_SPACE`),
+    narrower ones the rates measured for ``tiny`` (:data:`TINY_SPACE`).
+    """
+    hidden = cfg.model.hidden_size
+    if hidden >= 768:
+        return DEFAULT_SPACE, f"the paper's grid for Base/Large (hidden {hidden})"
+    if hidden >= 256:
+        return SMALL_SPACE, f"ELECTRA-Small's grid (hidden {hidden})"
+    return TINY_SPACE, f"the grid measured for tiny models (hidden {hidden} < 256)"
 
 
 def find_vocab(pretrained: str, cfg) -> str:

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from electra_tf.config import dump_config
 from electra_tf.finetune.features import eval_dataset
-from electra_tf.finetune.heldout import TASK_NAMES, heldout_tasks, write_task_tsv
+from electra_tf.finetune.heldout import BENCHMARK_TASKS, heldout_tasks, write_task_tsv
 from electra_tf.finetune.runner import FinetuneConfig
 from electra_tf.finetune.search import SearchSpace, encode_task, run_search
 from electra_tf.models import build_models
@@ -57,8 +57,8 @@ RANDOM_INIT = "random_init"
 class TransferRecipe:
     """The fixed fine-tuning recipe and the probe's settings of one benchmark."""
 
-    learning_rate: float = 1e-3
-    epochs: float = 5.0
+    learning_rate: float = 3e-3
+    epochs: float = 10.0
     batch_size: int = 32
     layer_decay: float = 1.0
     scale_rates: bool = True
@@ -251,7 +251,7 @@ def _corpus_text(cfg) -> Optional[str]:
         return f.read()
 
 
-def transfer_benchmark(model_dir: str, out_dir: str, tasks: Sequence[str] = TASK_NAMES,
+def transfer_benchmark(model_dir: str, out_dir: str, tasks: Sequence[str] = BENCHMARK_TASKS,
                        recipe: TransferRecipe = TransferRecipe(), finetune: bool = True, probe: bool = True,
                        steps: Optional[Sequence[int]] = None, all_layers: bool = False) -> List[Dict]:
     """Scores random init and every checkpoint of ``model_dir``; writes CSV, PNG and markdown under ``out_dir``.
@@ -259,7 +259,7 @@ def transfer_benchmark(model_dir: str, out_dir: str, tasks: Sequence[str] = TASK
     Args:
         model_dir: a pretraining model dir (``config.yaml`` and ``checkpoints/``).
         out_dir: where everything goes (reused: finished scores are kept).
-        tasks: which held-out tasks (:data:`~electra_tf.finetune.heldout.TASK_NAMES`).
+        tasks: which held-out tasks (default :data:`~electra_tf.finetune.heldout.BENCHMARK_TASKS`).
         recipe: the fine-tuning recipe and probe settings.
         finetune: run the fine-tuning measure.
         probe: run the linear-probe measure.
