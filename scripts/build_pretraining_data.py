@@ -55,6 +55,9 @@ def main(argv=None):
     try:
         if "://" not in args.output:
             check_output_dir(args.output, "--output")
+        elif not args.runner:
+            raise ValueError(f"--output {args.output} is not on the local filesystem; the local builder writes "
+                             "local dirs only: build there with --runner (Apache Beam) or choose a local --output")
         if args.runner:
             from electra_tf.data.beam_writer import write_pretraining_data_beam
 

@@ -143,3 +143,25 @@ def test_pretraining_trains_on_a_beam_data_dir(corpus, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows, _ = run_pretrain(tmp_path / "run", data, "data.masking=whole_word", "train.batch_size=4", steps=3)
     assert [r["step"] for r in rows if "gen_loss" in r and r.get("split") != "eval"][-1] == 3
+
+
+def test_inputs_and_output_on_another_filesystem(corpus, tmp_path):
+    """TensorFlow's in-memory filesystem (ram://) stands in for gs://: the same shards as a local build."""
+    import tensorflow as tf
+
+    remote_inputs = []
+    for path in corpus["inputs"]:
+        remote = f"ram://beam-test/{os.path.basename(path)}"
+        tf.io.gfile.makedirs("ram://beam-test")
+        tf.io.gfile.copy(path, remote, overwrite=True)
+        remote_inputs.append(remote)
+    local = str(tmp_path / "local")
+    write_pretraining_data(corpus["inputs"], corpus["vocab"], local, SEQ, examples_per_shard=40, progress=False)
+    manifest = write_pretraining_data_beam(remote_inputs, corpus["vocab"], "ram://beam-test/data", SEQ,
+                                           examples_per_shard=40, pipeline_args=DIRECT)
+    assert manifest["shards"] == load_manifest(local)["shards"]
+    for shard in manifest["shards"]["train"] + manifest["shards"]["eval"]:
+        with tf.io.gfile.GFile(f"ram://beam-test/data/{shard['file']}", "rb") as f, \
+                open(os.path.join(local, shard["file"]), "rb") as g:
+            assert f.read() == g.read()
+    assert tf.io.gfile.exists("ram://beam-test/data/manifest.json")
