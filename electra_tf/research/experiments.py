@@ -12,6 +12,10 @@ experiment dir.
   against one fixed standalone generator, vs generator depth and width, joint
   vs decoupled.
 - ``sharing``: decoupled with ``none`` vs ``gdes`` embedding sharing.
+- ``masking``: decoupled with ``token``, ``whole_word`` and ``span`` masking
+  (``data.masking``), each scored by fair RTD against the one fixed generator
+  (trained with token masking; the evaluation masks by token for all, so the
+  discriminators are compared on the same corruption).
 
 Example:
 
@@ -35,7 +39,8 @@ JOINT_LR = 5e-4  # the paper's Fig. 3 joint learning rate
 FIG3_DISC_LR = 1e-3  # the paper's Fig. 3 fixed discriminator rate
 DEPTHS = (1, 2, 4)
 WIDTHS = (16, 32, 64)
-EXPERIMENTS = ("fig3", "gen-size", "sharing")
+EXPERIMENTS = ("fig3", "gen-size", "sharing", "masking")
+MASKINGS = ("token", "whole_word", "span")
 
 
 @dataclasses.dataclass
@@ -101,6 +106,21 @@ def gen_size_trials(depths: Sequence[int] = DEPTHS, widths: Sequence[int] = WIDT
 def sharing_trials(gen_lr=1e-4, disc_lr=4e-3) -> List[Trial]:
     """Decoupled mode with no sharing and with gradient-disentangled sharing (``gdes``)."""
     return [Trial(f"decoupled_{s}", decoupled_spec(gen_lr, disc_lr, s), {"sharing": s}) for s in ("none", "gdes")]
+
+
+def masking_trials(gen_lr=1e-4, disc_lr=4e-3) -> List[Trial]:
+    """Decoupled mode with each masking strategy (``data.masking``)."""
+    return [Trial(f"masking_{m}", {**decoupled_spec(gen_lr, disc_lr), "data.masking": m}, {"masking": m, "x": i})
+            for i, m in enumerate(MASKINGS)]
+
+
+def plot_masking(rows, out, steps):
+    """Fair RTD F1 and AUC (and the generator's own held-out MLM accuracy) per masking strategy."""
+    panels = [{"title": label, "xlabel": "masking (0 token, 1 whole_word, 2 span)", "xticks": True, "ylabel": label,
+               "series": {"decoupled": [(r["x"], r.get(key), r["masking"]) for r in rows]}}
+              for key, label in (("rtd_f1", "fair RTD F1"), ("rtd_auc", "fair RTD AUC"),
+                                 ("eval_gen_accuracy", "generator MLM accuracy (own masking)"))]
+    return plots.plot_panels(panels, out, title=f"masking strategies ({steps} steps per run)")
 
 
 def standalone_trial(steps, width=64, depth=2, gen_lr=5e-4, disc_lr=4e-3) -> Trial:
@@ -199,9 +219,9 @@ def reproduce(experiment, out_dir, steps=300, batch_size=32, config="tiny", stan
         generator = fixed_generator(ledger, trial_fn, runner.model_dir, standalone_generator,
                                     standalone_steps or 2 * steps)
         runner.scorer = FairRtdScorer(generator, max_batches=eval_batches)
-        trials = gen_size_trials(**grid) if experiment == "gen-size" else sharing_trials(**grid)
-        rows = run_grid(trials, ledger, trial_fn)
-        plot = plot_gen_size if experiment == "gen-size" else None
+        make = {"gen-size": gen_size_trials, "sharing": sharing_trials, "masking": masking_trials}[experiment]
+        rows = run_grid(make(**grid), ledger, trial_fn)
+        plot = {"gen-size": plot_gen_size, "masking": plot_masking}.get(experiment)
     write_csv(rows, os.path.join(out_dir, "results.csv"))
     png = os.path.join(out_dir, f"{experiment}.png")
     if plot is not None:
