@@ -6,6 +6,7 @@ Experiments:
   gen-size  fair RTD F1 vs generator depth/width, joint vs decoupled
   sharing   decoupled with `none` vs `gdes` embedding sharing
   masking   data.masking token vs whole_word vs span, by fair RTD against one fixed generator
+            and by fine-tuning on synthetic SST-2 (20% label noise)
   transfer  the built-in transfer benchmark of a run (--model_dir): random init and
             every checkpoint, fine-tuned and linearly probed on held-out tasks
 
@@ -30,7 +31,7 @@ COLUMNS = {
     "gen-size": ("trial", "mode", "depth", "width", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "seconds"),
     "sharing": ("trial", "sharing", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "eval_disc_loss",
                 "seconds"),
-    "masking": ("trial", "masking", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "eval_disc_loss",
+    "masking": ("trial", "masking", "status", "rtd_f1", "rtd_auc", "synthetic_accuracy", "eval_gen_accuracy",
                 "seconds"),
 }
 

@@ -8,8 +8,8 @@ reproduces its units of work:
 
 1. *Read*: each source is read by one worker (documents respected), giving
    ``(source, index, document)``.
-2. *Plan*: the documents' text sizes (a few integers each) are gathered on one
-   worker, which cuts the global document order into the local builder's
+2. *Plan*: the documents' text sizes (packed per source, 8 bytes each) are
+   gathered on one worker, which cuts the global document order into the local builder's
    chunks of ``chunk_bytes`` (a list of each chunk's first document).
 3. *Encode*: documents are grouped by chunk and each chunk is tokenized and
    packed by :func:`electra_tf.data.packing.encode_chunk`, so the short-length
@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import array
 import bisect
 import hashlib
 import json
@@ -80,22 +81,32 @@ def _doc_size(doc: Sequence[str]) -> int:
     return sum(len(line) + 1 for line in doc) + 1
 
 
-def _plan(sizes: List[Tuple[int, int, int]], chunk_bytes: int) -> Dict[str, Any]:
+def _source_sizes(item: Tuple[int, Sequence[Tuple[int, int]]]) -> Tuple[int, array.array]:
+    """One source's document sizes in document order, packed (4 bytes a document)."""
+    source, sizes = item
+    packed = array.array("l", [0]) * len(sizes)
+    for number, size in sizes:
+        packed[number] = size
+    return source, packed
+
+
+def _plan(per_source: List[Tuple[int, array.array]], chunk_bytes: int) -> Dict[str, Any]:
     """Cuts the global document order into chunks, as :func:`electra_tf.data.writer._chunks` does.
 
     Returns:
         ``{"offsets": {source: global index of its first document}, "chunk_first": [first document of each chunk]}``.
     """
-    sizes = sorted(sizes)
     offsets: Dict[int, int] = {}
-    chunk_first, size = [0], 0
-    for g, (source, number, doc_size) in enumerate(sizes):
-        offsets.setdefault(source, g - number)
-        size += doc_size
-        if size >= chunk_bytes:
-            chunk_first.append(g + 1)
-            size = 0
-    if len(chunk_first) > 1 and chunk_first[-1] == len(sizes):
+    chunk_first, size, g = [0], 0, 0
+    for source, sizes in sorted(per_source, key=lambda s: s[0]):
+        offsets[source] = g
+        for doc_size in sizes:
+            size += doc_size
+            g += 1
+            if size >= chunk_bytes:
+                chunk_first.append(g)
+                size = 0
+    if len(chunk_first) > 1 and chunk_first[-1] == g:
         chunk_first.pop()  # the last chunk closed exactly at the end
     return {"offsets": offsets, "chunk_first": chunk_first}
 
@@ -199,7 +210,9 @@ def _run_pipeline(sources: Sequence[str], model_proto: bytes, directory: str, se
     with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
         docs = (p | "Sources" >> beam.Create(list(enumerate(sources)))
                 | "Read" >> beam.FlatMap(_read_source))
-        plan = (docs | "Sizes" >> beam.Map(lambda d: (d[0], d[1], _doc_size(d[2])))
+        plan = (docs | "Sizes" >> beam.Map(lambda d: (d[0], (d[1], _doc_size(d[2]))))
+                | "GroupSizes" >> beam.GroupByKey()
+                | "PackSizes" >> beam.Map(_source_sizes)
                 | "AllSizes" >> beam.combiners.ToList()
                 | "Plan" >> beam.Map(_plan, settings["chunk_bytes"]))
         chunks = (docs | "KeyByChunk" >> beam.Map(_key_by_chunk, plan=beam.pvalue.AsSingleton(plan))

@@ -15,7 +15,8 @@ experiment dir.
 - ``masking``: decoupled with ``token``, ``whole_word`` and ``span`` masking
   (``data.masking``), each scored by fair RTD against the one fixed generator
   (trained with token masking; the evaluation masks by token for all, so the
-  discriminators are compared on the same corruption).
+  discriminators are compared on the same corruption) and by fine-tuning on
+  the synthetic SST-2 task (with label noise, so it does not saturate).
 
 Example:
 
@@ -23,8 +24,11 @@ Example:
 """
 
 import dataclasses
+import json
 import logging
 import os
+import subprocess
+import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from electra_tf.research import plots
@@ -115,12 +119,51 @@ def masking_trials(gen_lr=1e-4, disc_lr=4e-3) -> List[Trial]:
 
 
 def plot_masking(rows, out, steps):
-    """Fair RTD F1 and AUC (and the generator's own held-out MLM accuracy) per masking strategy."""
+    """Fair RTD F1 and AUC, synthetic-task accuracy and the generator's own MLM accuracy per strategy."""
     panels = [{"title": label, "xlabel": "masking (0 token, 1 whole_word, 2 span)", "xticks": True, "ylabel": label,
                "series": {"decoupled": [(r["x"], r.get(key), r["masking"]) for r in rows]}}
               for key, label in (("rtd_f1", "fair RTD F1"), ("rtd_auc", "fair RTD AUC"),
+                                 ("synthetic_accuracy", "synthetic SST-2 dev accuracy"),
                                  ("eval_gen_accuracy", "generator MLM accuracy (own masking)"))]
-    return plots.plot_panels(panels, out, title=f"masking strategies ({steps} steps per run)")
+    return plots.plot_panels(panels, out, title=f"masking strategies ({steps} steps per run)", ncols=2)
+
+
+class SyntheticFinetuneScorer:
+    """Dev accuracy of a model dir fine-tuned on synthetic SST-2 (``scripts/finetune.py``, one setting, one seed).
+
+    Args:
+        out_dir: the experiment dir (the task's files go to ``synthetic-sst2/``, runs to ``finetune/``).
+        label_noise: fraction of random labels, so that the task does not saturate.
+        lr, epochs, max_seq_length: the one fine-tuning setting.
+    """
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "scripts", "finetune.py")
+
+    def __init__(self, out_dir, label_noise=0.2, lr=1e-3, epochs=2.0, max_seq_length=64):
+        self.out_dir, self.lr, self.epochs, self.max_seq_length = out_dir, lr, epochs, max_seq_length
+        self.label_noise = label_noise
+
+    def __call__(self, model_dir) -> Dict:
+        from electra_tf.finetune import get_task, write_synthetic_task
+
+        data = os.path.join(self.out_dir, "synthetic-sst2")
+        if not os.path.exists(os.path.join(data, "dev.tsv")):
+            write_synthetic_task(get_task("sst2"), data, num_train=800, num_dev=400, seed=0,
+                                 label_noise=self.label_noise)
+        out = os.path.join(self.out_dir, "finetune", os.path.basename(model_dir.rstrip("/")))
+        cmd = [sys.executable, self.SCRIPT, "--task", "sst2", "--pretrained", model_dir, "--data_dir", data,
+               "--output_dir", out, "--lr", str(self.lr), "--epochs", str(self.epochs), "--seeds", "0",
+               "--max_seq_length", str(self.max_seq_length)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"fine-tuning {model_dir} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            return {"synthetic_accuracy": float(json.load(f)["accuracy"])}
+
+
+def _both(first: Callable, second: Callable) -> Callable:
+    return lambda model_dir: {**first(model_dir), **second(model_dir)}
 
 
 def standalone_trial(steps, width=64, depth=2, gen_lr=5e-4, disc_lr=4e-3) -> Trial:
@@ -219,6 +262,8 @@ def reproduce(experiment, out_dir, steps=300, batch_size=32, config="tiny", stan
         generator = fixed_generator(ledger, trial_fn, runner.model_dir, standalone_generator,
                                     standalone_steps or 2 * steps)
         runner.scorer = FairRtdScorer(generator, max_batches=eval_batches)
+        if experiment == "masking":
+            runner.scorer = _both(runner.scorer, SyntheticFinetuneScorer(out_dir))
         make = {"gen-size": gen_size_trials, "sharing": sharing_trials, "masking": masking_trials}[experiment]
         rows = run_grid(make(**grid), ledger, trial_fn)
         plot = {"gen-size": plot_gen_size, "masking": plot_masking}.get(experiment)
