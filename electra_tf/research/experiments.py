@@ -152,7 +152,10 @@ class SyntheticFinetuneScorer:
             write_synthetic_task(get_task("sst2"), data, num_train=800, num_dev=400, seed=0,
                                  label_noise=self.label_noise)
         out = os.path.join(self.out_dir, "finetune", os.path.basename(model_dir.rstrip("/")))
+        with open(os.path.join(model_dir, "run_data.json"), encoding="utf-8") as f:
+            vocab = os.path.join(json.load(f)["data_dir"], "vocab.model")  # the data the trial trained on
         cmd = [sys.executable, self.SCRIPT, "--task", "sst2", "--pretrained", model_dir, "--data_dir", data,
+               "--vocab", vocab,
                "--output_dir", out, "--lr", str(self.lr), "--epochs", str(self.epochs), "--seeds", "0",
                "--max_seq_length", str(self.max_seq_length)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
