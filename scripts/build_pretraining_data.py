@@ -66,7 +66,7 @@ def main(argv=None):
         else:
             manifest = write_pretraining_data(args.input, args.vocab, args.output, args.max_seq_length,
                                               workers=args.workers, progress=not args.no_progress, **common)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # ImportError: --runner without apache-beam
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.output}: {manifest['examples']['train']} train, {manifest['examples']['eval']} eval sequences")
