@@ -37,6 +37,10 @@ setup(
             "scikit-learn>=1.3",
             "ruff>=0.5",
         ],
+        # scripts/build_pretraining_data.py --runner R (Dataflow, Flink, Spark, DirectRunner).
+        "beam": [
+            "apache-beam>=2.60",
+        ],
     },
     license="Apache-2.0",
 )

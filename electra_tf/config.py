@@ -127,6 +127,7 @@ class DataConfig:
     builtin_corpus_mb: float = 4.0
     eval_fraction: float = 0.02
     short_seq_prob: float = 0.1
+    masking: str = "token"
 
     @property
     def num_predictions(self) -> int:
@@ -281,6 +282,7 @@ def _validate(cfg: ElectraConfig) -> None:
     _check(d.builtin_corpus_mb > 0, "data.builtin_corpus_mb", d.builtin_corpus_mb, "> 0")
     _check(0.0 <= d.eval_fraction < 1.0, "data.eval_fraction", d.eval_fraction, "in [0, 1)")
     _check(0.0 <= d.short_seq_prob <= 1.0, "data.short_seq_prob", d.short_seq_prob, "in [0, 1]")
+    _check(d.masking in ("token", "whole_word", "span"), "data.masking", d.masking, "one of token, whole_word, span")
 
     _check(t.mode in MODES, "train.mode", t.mode, f"one of {MODES}")
     for key in ("learning_rate", "generator_lr", "discriminator_lr", "disc_weight", "temperature", "adam_epsilon"):

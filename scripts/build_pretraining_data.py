@@ -9,6 +9,11 @@ re-run on the same inputs gives the same files.
 Example:
     python scripts/build_pretraining_data.py --input corpus.txt --vocab tfrecords/vocab.model \\
         --output tfrecords/mydata --max_seq_length 128 --workers 2
+
+On Apache Beam (pip install -e ".[beam]"), the same files; every option the
+script does not know is passed to the Beam pipeline:
+    python scripts/build_pretraining_data.py --input corpus.txt --vocab tfrecords/vocab.model \\
+        --output tfrecords/mydata --max_seq_length 128 --runner DirectRunner --direct_num_workers 2
 """
 
 import argparse
@@ -29,7 +34,14 @@ def parse_args(argv=None):
     p.add_argument("--examples_per_shard", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    p.add_argument("--runner", default=None, metavar="R",
+                   help="build on Apache Beam with this runner (DirectRunner, DataflowRunner, FlinkRunner, ...); "
+                        "further options go to the pipeline. Default: the local process pool (--workers)")
+    args, pipeline_args = p.parse_known_args(argv)
+    if pipeline_args and args.runner is None:
+        p.error(f"unrecognized arguments: {' '.join(pipeline_args)} (pipeline options need --runner)")
+    args.pipeline_args = ["--runner", args.runner, *pipeline_args] if args.runner else []
+    return args
 
 
 def main(argv=None):
@@ -38,13 +50,23 @@ def main(argv=None):
     from electra_tf.data.writer import write_pretraining_data
     from electra_tf.paths import check_output_dir
 
+    common = dict(eval_fraction=args.eval_fraction, short_seq_prob=args.short_seq_prob, seed=args.seed,
+                  examples_per_shard=args.examples_per_shard)
     try:
-        check_output_dir(args.output, "--output")
-        manifest = write_pretraining_data(
-            args.input, args.vocab, args.output, args.max_seq_length, workers=args.workers,
-            eval_fraction=args.eval_fraction, short_seq_prob=args.short_seq_prob, seed=args.seed,
-            examples_per_shard=args.examples_per_shard, progress=not args.no_progress)
-    except ValueError as exc:
+        if "://" not in args.output:
+            check_output_dir(args.output, "--output")
+        elif not args.runner:
+            raise ValueError(f"--output {args.output} is not on the local filesystem; the local builder writes "
+                             "local dirs only: build there with --runner (Apache Beam) or choose a local --output")
+        if args.runner:
+            from electra_tf.data.beam_writer import write_pretraining_data_beam
+
+            manifest = write_pretraining_data_beam(args.input, args.vocab, args.output, args.max_seq_length,
+                                                   pipeline_args=args.pipeline_args, **common)
+        else:
+            manifest = write_pretraining_data(args.input, args.vocab, args.output, args.max_seq_length,
+                                              workers=args.workers, progress=not args.no_progress, **common)
+    except (ValueError, ImportError) as exc:  # ImportError: --runner without apache-beam
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.output}: {manifest['examples']['train']} train, {manifest['examples']['eval']} eval sequences")

@@ -5,6 +5,8 @@ Experiments:
   fig3      generator MLM accuracy vs λ (joint) and vs generator lr (decoupled)
   gen-size  fair RTD F1 vs generator depth/width, joint vs decoupled
   sharing   decoupled with `none` vs `gdes` embedding sharing
+  masking   data.masking token vs whole_word vs span, by fair RTD against one fixed generator
+            and by fine-tuning on synthetic SST-2 (20% label noise)
   transfer  the built-in transfer benchmark of a run (--model_dir): random init and
             every checkpoint, fine-tuned and linearly probed on held-out tasks
 
@@ -13,6 +15,7 @@ command again to resume), OUT/results.csv and OUT/EXPERIMENT.png.
 
 Examples:
   python scripts/reproduce.py fig3 --steps 300 --out runs/reproduce/fig3
+  python scripts/reproduce.py masking --steps 300 --out runs/reproduce/masking
   python scripts/reproduce.py transfer --model_dir runs/tiny
 """
 
@@ -27,6 +30,8 @@ COLUMNS = {
     "fig3": ("trial", "panel", "x", "status", "eval_gen_accuracy", "eval_gen_loss", "eval_disc_auc", "seconds"),
     "gen-size": ("trial", "mode", "depth", "width", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "seconds"),
     "sharing": ("trial", "sharing", "status", "rtd_f1", "rtd_auc", "eval_gen_accuracy", "eval_disc_loss",
+                "seconds"),
+    "masking": ("trial", "masking", "status", "rtd_f1", "rtd_auc", "synthetic_accuracy", "eval_gen_accuracy",
                 "seconds"),
 }
 

@@ -44,6 +44,7 @@ def test_overrides_apply_with_yaml_scalar_types():
 
 @pytest.mark.parametrize("override,message", [
     ("data.mask_prob=1.5", "data.mask_prob must be in (0, 1), got 1.5"),
+    ("data.masking=ngram", "data.masking must be one of token, whole_word, span, got 'ngram'"),
     ("train.mode=adversarial", "train.mode must be one of ('joint', 'decoupled'), got 'adversarial'"),
     ("train.generator_lr=0", "train.generator_lr must be > 0, got 0"),
     ("train.discriminator_lr=-1e-3", "train.discriminator_lr must be > 0, got -0.001"),

@@ -1,4 +1,4 @@
-"""The masking rule: which positions, how many, what they become, and reproducibility."""
+"""The masking rule: which positions, how many, what they become, and reproducibility, for every strategy."""
 
 import math
 
@@ -10,6 +10,9 @@ from electra_tf.data.masking import default_max_predictions, mask_sequence
 from electra_tf.data.vocab import CLS_ID, MASK_ID, PAD_ID, SEP_ID
 
 SEQ = 48
+STRATEGIES = ("token", "whole_word", "span")
+# Synthetic word starts: ids divisible by 3 continue the word before them (words of 1.5 pieces on average).
+WORD_START = np.array([i % 3 != 0 for i in range(1000)])
 
 
 def _example(index, length):
@@ -20,28 +23,63 @@ def _example(index, length):
     return ids
 
 
-def _masked(n, mask_prob=0.15, max_predictions=12, mask_token_prob=0.85, seed=7, min_len=2):
+def _masked(n, mask_prob=0.15, max_predictions=12, mask_token_prob=0.85, seed=7, min_len=2, strategy="token"):
     """Masks ``n`` examples of varying length through tf.data; returns numpy arrays."""
+    word_start = tf.constant(WORD_START)
 
     def make(i):
         length = tf.cast(min_len + i % (SEQ - min_len + 1), tf.int32)
         ids = _example(i, length)
         out = mask_sequence(ids, tf.stack([tf.constant(seed, tf.int64), i]), mask_prob, max_predictions,
-                            mask_token_prob)
+                            mask_token_prob, strategy=strategy, word_start=word_start)
         return out
 
     ds = tf.data.Dataset.range(n).map(make).batch(n)
     return {k: v.numpy() for k, v in next(iter(ds)).items()}
 
 
-def test_special_tokens_are_never_chosen_and_count_is_exact():
-    out = _masked(600, max_predictions=SEQ)
+def _words(ids):
+    """The words of a sequence: lists of positions, as the word strategies define them."""
+    words, previous_candidate = [], False
+    for pos, token in enumerate(ids.tolist()):
+        candidate = token not in (PAD_ID, CLS_ID, SEP_ID)
+        if candidate and (WORD_START[token] or not previous_candidate):
+            words.append([pos])
+        elif candidate:
+            words[-1].append(pos)
+        previous_candidate = candidate
+    return words
+
+
+def _check_word_aligned(ids, chosen, budget):
+    """No word split; the budget met, or no unchosen word would fit in the remainder. Returns whether met."""
+    chosen = set(chosen.tolist())
+    unchosen = []
+    for word in _words(ids):
+        inside = [p in chosen for p in word]
+        assert all(inside) or not any(inside), (word, sorted(chosen))
+        if not any(inside):
+            unchosen.append(len(word))
+    left = budget - len(chosen)
+    assert left >= 0
+    assert left == 0 or min(unchosen, default=left + 1) > left, (left, unchosen)
+    return left == 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_special_tokens_are_never_chosen_and_count_is_exact(strategy):
+    out = _masked(600, max_predictions=SEQ, strategy=strategy)
+    met = 0
     for row in range(600):
         ids, weights = out["input_ids"][row], out["masked_weights"][row]
         n_real = int((ids != PAD_ID).sum())
         count = int(weights.sum())
-        assert count == min(round(0.15 * n_real), n_real - 2), (row, n_real, count)
+        budget = min(round(0.15 * n_real), n_real - 2)
         chosen = out["masked_positions"][row][weights > 0]
+        if strategy == "token":
+            assert count == budget, (row, n_real, count)
+        else:
+            met += _check_word_aligned(ids, chosen, budget)
         assert len(set(chosen.tolist())) == count  # distinct
         assert not np.isin(ids[chosen], [PAD_ID, CLS_ID, SEP_ID]).any()
         assert list(chosen) == sorted(chosen)
@@ -50,6 +88,38 @@ def test_special_tokens_are_never_chosen_and_count_is_exact():
         assert not out["masked_positions"][row][weights == 0].any()
         assert not out["masked_ids"][row][weights == 0].any()
         np.testing.assert_array_equal(out["input_mask"][row], (ids != PAD_ID).astype(np.int32))
+    # Whole words of 1-2 pieces nearly always fill the budget exactly.
+    assert strategy == "token" or met >= 0.97 * 600, met
+
+
+@pytest.mark.parametrize("strategy", ["whole_word", "span"])
+def test_word_strategies_respect_words_under_a_tight_cap(strategy):
+    out = _masked(300, mask_prob=0.5, max_predictions=5, min_len=20, strategy=strategy)
+    for row in range(300):
+        ids, weights = out["input_ids"][row], out["masked_weights"][row]
+        _check_word_aligned(ids, out["masked_positions"][row][weights > 0], 5)
+
+
+def test_spans_are_longer_than_words():
+    def mean_run(out):
+        runs = []
+        for row in range(len(out["input_ids"])):
+            chosen = sorted(out["masked_positions"][row][out["masked_weights"][row] > 0].tolist())
+            run = 1
+            for a, b in zip(chosen, chosen[1:]):
+                if b == a + 1:
+                    run += 1
+                else:
+                    runs.append(run)
+                    run = 1
+            if chosen:
+                runs.append(run)
+        return np.mean(runs)
+
+    words, spans = (_masked(500, max_predictions=SEQ, min_len=40, strategy=s) for s in ("whole_word", "span"))
+    # Whole words give runs of ~1.6 pieces (neighbouring words merge). Spans draw 3.8 pieces on average, but
+    # with a budget of ~7 pieces here many do not fit and the remainder is filled word by word: runs of ~2.4.
+    assert mean_run(spans) > mean_run(words) + 0.5, (mean_run(spans), mean_run(words))
 
 
 def test_count_is_capped_by_max_predictions():
@@ -58,8 +128,9 @@ def test_count_is_capped_by_max_predictions():
     np.testing.assert_array_equal(out["masked_weights"].sum(axis=1), 5)
 
 
-def test_only_chosen_positions_change_and_only_to_mask():
-    out = _masked(400)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_only_chosen_positions_change_and_only_to_mask(strategy):
+    out = _masked(400, strategy=strategy)
     changed = out["masked_input_ids"] != out["input_ids"]
     assert (out["masked_input_ids"][changed] == MASK_ID).all()
     for row in range(400):
@@ -67,8 +138,9 @@ def test_only_chosen_positions_change_and_only_to_mask():
         assert set(np.flatnonzero(changed[row]).tolist()) <= chosen
 
 
-def test_mask_keep_split_is_85_15_within_sampling_error():
-    out = _masked(3000, max_predictions=SEQ, min_len=30)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_mask_keep_split_is_85_15_within_sampling_error(strategy):
+    out = _masked(3000, max_predictions=SEQ, min_len=30, strategy=strategy)
     weights = out["masked_weights"] > 0
     rows = np.repeat(np.arange(3000)[:, None], weights.shape[1], axis=1)[weights]
     positions = out["masked_positions"][weights]
@@ -92,25 +164,29 @@ def test_positions_are_uniform_over_candidates():
     assert chi2 < 90, chi2  # 45 degrees of freedom: p < 1e-4 above ~90
 
 
-def test_same_seed_same_masks_other_seed_other_masks():
-    a, b, c = _masked(50, seed=5), _masked(50, seed=5), _masked(50, seed=6)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_same_seed_same_masks_other_seed_other_masks(strategy):
+    a, b, c = (_masked(50, seed=seed, strategy=strategy) for seed in (5, 5, 6))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert (a["masked_positions"] != c["masked_positions"]).any()
 
 
-def test_mask_token_prob_extremes():
-    always = _masked(100, mask_token_prob=1.0)
-    never = _masked(100, mask_token_prob=0.0)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_mask_token_prob_extremes(strategy):
+    always = _masked(100, mask_token_prob=1.0, strategy=strategy)
+    never = _masked(100, mask_token_prob=0.0, strategy=strategy)
     chosen = always["masked_weights"].sum()
     assert (always["masked_input_ids"] == MASK_ID).sum() == chosen
     np.testing.assert_array_equal(never["masked_input_ids"], never["input_ids"])
 
 
-def test_sequence_without_candidates_and_graph_with_unknown_length():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_sequence_without_candidates_and_graph_with_unknown_length(strategy):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def masked(ids):
-        return mask_sequence(ids, tf.constant([1, 2], tf.int64), 0.15, 4)
+        return mask_sequence(ids, tf.constant([1, 2], tf.int64), 0.15, 4, strategy=strategy,
+                             word_start=tf.constant([True] * 20))
 
     out = masked(tf.constant([CLS_ID, SEP_ID, PAD_ID, PAD_ID], tf.int32))
     assert out["masked_positions"].shape == (4,)
@@ -125,4 +201,8 @@ def test_bad_arguments_are_refused():
         mask_sequence(ids, tf.constant([0, 0], tf.int64), 1.5, 2)
     with pytest.raises(ValueError, match="max_predictions"):
         mask_sequence(ids, tf.constant([0, 0], tf.int64), 0.15, 0)
+    with pytest.raises(ValueError, match="masking strategy must be one of token, whole_word, span, got 'ngram'"):
+        mask_sequence(ids, tf.constant([0, 0], tf.int64), 0.15, 2, strategy="ngram")
+    with pytest.raises(ValueError, match="needs word_start"):
+        mask_sequence(ids, tf.constant([0, 0], tf.int64), 0.15, 2, strategy="span")
     assert default_max_predictions(0.15, 128) == 19

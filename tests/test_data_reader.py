@@ -59,8 +59,12 @@ def test_batches_have_static_shapes_and_consistent_fields(data_dir):
                                       np.minimum(np.round(0.15 * batch["input_mask"].sum(1)), P))
 
 
-def test_same_seed_same_batches_other_seed_other_batches(data_dir):
-    _assert_same(_take(_dataset(data_dir), 4), _take(_dataset(data_dir), 4))
+STRATEGIES = ("token", "whole_word", "span")
+
+
+@pytest.mark.parametrize("masking", STRATEGIES)
+def test_same_seed_same_batches_other_seed_other_batches(data_dir, masking):
+    _assert_same(_take(_dataset(data_dir, masking=masking), 4), _take(_dataset(data_dir, masking=masking), 4))
     other = _take(_dataset(data_dir, seed=2), 4)
     assert not all(np.array_equal(a["input_ids"], b["input_ids"]) for a, b in zip(_take(_dataset(data_dir), 4), other))
 
@@ -77,14 +81,49 @@ def test_each_epoch_gets_new_masks(data_dir):
     assert same_masks < 0.2 * n  # ... masked anew
 
 
-def test_checkpointed_iterator_resumes_with_exactly_the_same_batches(data_dir, tmp_path):
-    iterator = iter(_dataset(data_dir))
+@pytest.mark.parametrize("masking", STRATEGIES)
+def test_checkpointed_iterator_resumes_with_exactly_the_same_batches(data_dir, tmp_path, masking):
+    iterator = iter(_dataset(data_dir, masking=masking))
     _take(iterator, 3)
     path = tf.train.Checkpoint(iterator=iterator).save(str(tmp_path / "ckpt"))
     expected = _take(iterator, 6)  # crosses an epoch boundary of the shuffle buffer refill
-    restored = iter(_dataset(data_dir))
+    restored = iter(_dataset(data_dir, masking=masking))
     tf.train.Checkpoint(iterator=restored).restore(path).assert_consumed()
     _assert_same(_take(restored, 6), expected)
+
+
+@pytest.mark.parametrize("masking", STRATEGIES)
+def test_masks_are_keyed_by_example_not_by_batch_layout(data_dir, masking):
+    """A global batch is masked before it is split across replicas: slicing it (2 or 4 replicas) or batching it
+    otherwise gives the same masked rows."""
+    (whole,) = _take(_dataset(data_dir, batch_size=8, masking=masking), 1)
+    for replicas in (2, 4):
+        parts = _take(_dataset(data_dir, batch_size=8 // replicas, masking=masking), replicas)
+        for key in whole:
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), whole[key], err_msg=key)
+
+
+def test_word_strategies_mask_whole_sentencepiece_words(data_dir):
+    from electra_tf.data.tfrecords import vocab_path
+    from electra_tf.data.vocab import load_sentencepiece, word_start_table
+
+    starts = word_start_table(load_sentencepiece(vocab_path(data_dir)))
+    for masking in ("whole_word", "span"):
+        for batch in _take(_dataset(data_dir, batch_size=16, max_predictions=8, masking=masking), 4):
+            for ids, positions, weights in zip(batch["input_ids"], batch["masked_positions"],
+                                               batch["masked_weights"]):
+                chosen = set(positions[weights > 0].tolist())
+                for pos in chosen:  # a chosen continuation piece has its word's previous piece chosen too
+                    if not starts[ids[pos]] and ids[pos - 1] > 3:
+                        assert pos - 1 in chosen, (masking, pos, ids.tolist(), sorted(chosen))
+                for pos in range(1, len(ids) - 1):  # a chosen word start takes its continuation pieces
+                    if pos in chosen and ids[pos + 1] > 4 and not starts[ids[pos + 1]]:
+                        assert pos + 1 in chosen, (masking, pos, ids.tolist(), sorted(chosen))
+
+
+def test_unknown_masking_is_refused(data_dir):
+    with pytest.raises(ValueError, match="data.masking must be one of token, whole_word, span, got 'ngram'"):
+        _dataset(data_dir, masking="ngram")
 
 
 @pytest.mark.parametrize("split,pipelines", [("train", 2), ("eval", 3)])  # shard files / shard records

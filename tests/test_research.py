@@ -191,6 +191,21 @@ def test_gen_size_grid_covers_depth_and_width_in_both_modes():
     assert {t.spec["generator.intermediate_size"] for t in trials} == {64, 128, 256}
 
 
+def test_masking_experiment_trains_each_strategy_and_scores_it_against_one_generator(tmp_path):
+    seen = []
+
+    def fake(name, spec):
+        seen.append((name, spec.get("data.masking")))
+        return {"status": "ok", "rtd_f1": 0.3, "rtd_auc": 0.7, "eval_gen_accuracy": 0.2}
+
+    rows = experiments.reproduce("masking", str(tmp_path), steps=10, trial_fn=fake)
+    assert [r["masking"] for r in rows] == ["token", "whole_word", "span"]
+    assert seen[0] == ("standalone", None)  # the fixed generator masks by token
+    assert {spec for _, spec in seen[1:]} == {"token", "whole_word", "span"}
+    with open(tmp_path / "masking.png", "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+
+
 def test_trial_commands_parse_back_to_the_same_values():
     runner = PretrainRunner("/tmp/out", steps=200, batch_size=16)
     spec = experiments.decoupled_spec(1e-5, 1.5e-3)

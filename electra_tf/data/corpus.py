@@ -8,6 +8,8 @@ A *source* is a string naming where documents come from:
   ``text`` field (paragraphs separated by newlines);
 * ``tfds:NAME[:SPLIT]``, a TensorFlow Datasets dataset read example by example
   (streamed, never loaded whole), e.g. ``tfds:wikipedia/20230601.en:train``;
+* any of these files on a filesystem TensorFlow knows (``gs://bucket/corpus.txt``,
+  ``s3://``/``hdfs://`` with tensorflow-io), read through ``tf.io.gfile``;
 * ``builtin`` or ``builtin:MB``: the built-in corpus of English docstrings
   (see :mod:`electra_tf.data.docstrings`), cached under
   ``$ELECTRA_TF_DATA_DIR`` (default ``tfrecords/``).
@@ -42,6 +44,7 @@ __all__ = [
     "source_size",
     "default_data_dir",
     "parse_tfds_source",
+    "is_remote",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,20 @@ def _builtin_mb(source: str) -> float:
     return mb
 
 
+def is_remote(path: str) -> bool:
+    """Whether a path names a file on a filesystem other than the local one (``gs://...``)."""
+    return "://" in path
+
+
+def _remote_stat(source: str) -> Optional[int]:
+    """The size of a remote file, or None when it does not exist (or is a directory)."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(source) or tf.io.gfile.isdir(source):
+        return None
+    return tf.io.gfile.stat(source).length
+
+
 def _is_special(source: str) -> bool:
     return source.startswith("tfds:") or source == "builtin" or source.startswith("builtin:")
 
@@ -98,7 +115,12 @@ def expand_sources(sources: Iterable[str]) -> List[str]:
     out: List[str] = []
     for source in sources:
         if not _is_special(source) and any(ch in source for ch in "*?["):
-            matches = sorted(glob.glob(source))
+            if is_remote(source):
+                import tensorflow as tf
+
+                matches = sorted(tf.io.gfile.glob(source))
+            else:
+                matches = sorted(glob.glob(source))
             if not matches:
                 raise CorpusError(f"input pattern {source!r} matches no file")
             out.extend(matches)
@@ -124,6 +146,13 @@ def check_sources(sources: Iterable[str]) -> List[str]:
             parse_tfds_source(source)
         elif source == "builtin" or source.startswith("builtin:"):
             _builtin_mb(source)
+        elif is_remote(source):
+            size = _remote_stat(source)
+            if size is None:
+                raise CorpusError(f"input file {source} does not exist (accepted: a text file, a .jsonl file, "
+                                  "tfds:NAME[:SPLIT] or builtin)")
+            if size == 0:
+                raise CorpusError(f"input file {source} is empty")
         elif not os.path.exists(source):
             raise CorpusError(f"input file {source} does not exist (accepted: a text file, a .jsonl file, "
                               "tfds:NAME[:SPLIT] or builtin)")
@@ -141,6 +170,8 @@ def source_size(source: str) -> Optional[int]:
     if source == "builtin" or source.startswith("builtin:"):
         path = builtin_corpus(default_data_dir(), _builtin_mb(source))
         return os.path.getsize(path)
+    if is_remote(source):
+        return _remote_stat(source)
     return os.path.getsize(source)
 
 
@@ -171,7 +202,13 @@ def iter_documents(source: str) -> Iterator[List[str]]:
 
 def _iter_lines(path: str) -> Iterator[Tuple[int, str]]:
     """Yields ``(line_number, text)`` with strict UTF-8 decoding."""
-    with open(path, "rb") as f:
+    if is_remote(path):
+        import tensorflow as tf
+
+        opened = tf.io.gfile.GFile(path, "rb")
+    else:
+        opened = open(path, "rb")
+    with opened as f:
         for number, raw in enumerate(f, start=1):
             try:
                 yield number, raw.decode("utf-8")

@@ -38,10 +38,13 @@ _processor: Optional[spm.SentencePieceProcessor] = None
 _varints: List[bytes] = []
 
 
-def init_worker(vocab_path: str) -> None:
-    """Loads the SentencePiece model once per process (a pool initializer)."""
+def init_worker(vocab_path: Optional[str] = None, model_proto: Optional[bytes] = None) -> None:
+    """Loads the SentencePiece model (a file, or its serialized bytes) once per process (a pool initializer)."""
     global _processor
-    _processor = spm.SentencePieceProcessor(model_file=vocab_path)
+    if model_proto is not None:
+        _processor = spm.SentencePieceProcessor(model_proto=model_proto)
+    else:
+        _processor = spm.SentencePieceProcessor(model_file=vocab_path)
 
 
 def is_eval_document(index: int, eval_fraction: float) -> bool:

@@ -30,8 +30,9 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 
 from electra_tf.data.manifest import DataError, check_manifest, check_shard_files, diagnose_shards, load_manifest
-from electra_tf.data.masking import default_max_predictions, mask_sequence
+from electra_tf.data.masking import MASKING_STRATEGIES, default_max_predictions, mask_sequence
 from electra_tf.data.packing import FEATURE
+from electra_tf.data.vocab import load_sentencepiece, word_start_table
 from electra_tf.data.writer import write_pretraining_data
 
 __all__ = [
@@ -76,6 +77,7 @@ def pretraining_dataset(
     input_context: Optional[tf.distribute.InputContext] = None,
     vocab_size: Optional[int] = None,
     cycle_length: int = 4,
+    masking: str = "token",
 ) -> tf.data.Dataset:
     """Batches of masked pretraining examples from a data dir.
 
@@ -98,6 +100,8 @@ def pretraining_dataset(
             keys its masks with its pipeline id.
         vocab_size: expected vocabulary size (``model.vocab_size``); None skips the check.
         cycle_length: shards read at once.
+        masking: ``token``, ``whole_word`` or ``span``; the word strategies read
+            word starts from the data dir's ``vocab.model``.
 
     Returns:
         A dataset of dicts with static shapes ``[B, S]``: ``input_ids``,
@@ -121,6 +125,15 @@ def pretraining_dataset(
         max_predictions = default_max_predictions(mask_prob, seq_length)
     if not 1 <= max_predictions <= seq_length:
         raise ValueError(f"max_predictions must be in [1, {seq_length}], got {max_predictions!r}")
+
+    if masking not in MASKING_STRATEGIES:
+        raise ValueError(f"data.masking must be one of {', '.join(MASKING_STRATEGIES)}, got {masking!r}")
+    word_start = None
+    if masking != "token":
+        if not os.path.isfile(vocab_path(data_dir)):
+            raise DataError(f"data.masking={masking} needs the data dir's vocabulary to find word starts, but "
+                            f"{vocab_path(data_dir)} does not exist; use data.masking=token or rebuild the data dir")
+        word_start = tf.constant(word_start_table(load_sentencepiece(vocab_path(data_dir))), tf.bool)
 
     pipelines, pipeline_id = 1, 0
     if input_context is not None:
@@ -148,7 +161,8 @@ def pretraining_dataset(
     def parse_and_mask(index: tf.Tensor, record: tf.Tensor) -> Dict[str, Any]:
         ids = tf.cast(tf.io.parse_single_example(record, spec)[FEATURE], tf.int32)
         key = tf.stack([tf.constant(mask_seed, tf.int64), index])
-        return mask_sequence(ids, key, mask_prob, max_predictions, mask_token_prob)
+        return mask_sequence(ids, key, mask_prob, max_predictions, mask_token_prob, strategy=masking,
+                             word_start=word_start)
 
     ds = ds.enumerate().map(parse_and_mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -32,7 +32,7 @@ from electra_tf.data.corpus import check_sources, iter_documents
 
 __all__ = [
     "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID", "SPECIAL_TOKENS", "MODEL_TYPES",
-    "VocabError", "train_vocab", "load_sentencepiece", "check_special_ids", "file_sha256",
+    "VocabError", "train_vocab", "load_sentencepiece", "check_special_ids", "file_sha256", "word_start_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -203,3 +203,17 @@ def load_sentencepiece(path: str, expected_vocab_size: Optional[int] = None) -> 
                          f"model.vocab_size={expected_vocab_size}; set model.vocab_size to "
                          f"{sp.get_piece_size()} (or auto) or rebuild the vocabulary")
     return sp
+
+
+WORD_START = "\u2581"
+
+
+def word_start_table(sp: spm.SentencePieceProcessor) -> List[bool]:
+    """For each id, whether its piece begins a word (whole-word and span masking).
+
+    A SentencePiece piece begins a word when it starts with ``▁`` (the marker
+    of a preceding space); unknown, control and byte pieces count as word
+    starts, so they are never glued to the word before them.
+    """
+    return [sp.id_to_piece(i).startswith(WORD_START) or sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i)
+            for i in range(sp.get_piece_size())]

@@ -42,7 +42,7 @@ from electra_tf.data.corpus import check_sources, iter_documents, source_size
 from electra_tf.data.manifest import FORMAT, MANIFEST, VOCAB_MODEL, DataError, shard_name, write_manifest
 from electra_tf.data.vocab import file_sha256, load_sentencepiece
 
-__all__ = ["write_pretraining_data", "SPLITS"]
+__all__ = ["write_pretraining_data", "build_manifest", "check_examples", "SPLITS"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,35 @@ def _results(tasks: Iterator[Tuple], workers: int, vocab_path: str) -> Iterator[
                 future.cancel()
 
 
+def check_examples(shards: Dict[str, List[Dict[str, Any]]], stats: Dict[str, Dict[str, int]],
+                   sources: Sequence[str], eval_fraction: float) -> Dict[str, int]:
+    """Examples per split; an error when there is no training sequence, a warning when there is no eval one."""
+    examples = {split: sum(s["examples"] for s in shards[split]) for split in SPLITS}
+    if examples["train"] == 0:
+        raise DataError(f"no training sequences were made from {', '.join(sources)}")
+    if eval_fraction > 0 and examples["eval"] == 0:
+        logger.warning("No document was held out for eval (%d documents, eval_fraction=%g)",
+                       stats["train"]["documents"], eval_fraction)
+    return examples
+
+
+def build_manifest(inputs: Sequence[str], vocab_sha256: str, vocab_size: int, max_seq_length: int,
+                   shards: Dict[str, List[Dict[str, Any]]], stats: Dict[str, Dict[str, int]], eval_fraction: float,
+                   short_seq_prob: float, seed: int, examples_per_shard: int, chunk_bytes: int) -> Dict[str, Any]:
+    """The manifest of a data dir (the local and the Beam builder write the same one)."""
+    examples = {split: sum(s["examples"] for s in shards[split]) for split in SPLITS}
+    return {
+        "format": FORMAT, "feature": packing.FEATURE, "max_seq_length": max_seq_length,
+        "vocab_size": vocab_size, "vocab_sha256": vocab_sha256, "vocab_model": VOCAB_MODEL,
+        "source": list(inputs), "splits": [s for s in SPLITS if examples[s] > 0], "examples": examples,
+        "documents": {s: stats[s]["documents"] for s in SPLITS},
+        "tokens": {s: stats[s]["tokens"] for s in SPLITS},
+        "text_bytes": {s: stats[s]["text_bytes"] for s in SPLITS},
+        "shards": shards, "eval_fraction": eval_fraction, "short_seq_prob": short_seq_prob, "seed": seed,
+        "examples_per_shard": examples_per_shard, "chunk_bytes": chunk_bytes,
+    }
+
+
 def write_pretraining_data(
     inputs: Sequence[str],
     vocab_path: str,
@@ -259,23 +288,10 @@ def write_pretraining_data(
                         stats[split][key] += value
                 bar.update(result["stats"]["train"]["text_bytes"] + result["stats"]["eval"]["text_bytes"])
         shards = {split: writers[split].finish() for split in SPLITS}
-        examples = {split: sum(s["examples"] for s in shards[split]) for split in SPLITS}
-        if examples["train"] == 0:
-            raise DataError(f"no training sequences were made from {', '.join(sources)}")
-        if eval_fraction > 0 and examples["eval"] == 0:
-            logger.warning("No document was held out for eval (%d documents, eval_fraction=%g)",
-                           stats["train"]["documents"], eval_fraction)
+        examples = check_examples(shards, stats, sources, eval_fraction)
         shutil.copyfile(vocab_path, os.path.join(stage, VOCAB_MODEL))
-        manifest = {
-            "format": FORMAT, "feature": packing.FEATURE, "max_seq_length": max_seq_length,
-            "vocab_size": sp.get_piece_size(), "vocab_sha256": file_sha256(vocab_path), "vocab_model": VOCAB_MODEL,
-            "source": list(inputs), "splits": [s for s in SPLITS if examples[s] > 0], "examples": examples,
-            "documents": {s: stats[s]["documents"] for s in SPLITS},
-            "tokens": {s: stats[s]["tokens"] for s in SPLITS},
-            "text_bytes": {s: stats[s]["text_bytes"] for s in SPLITS},
-            "shards": shards, "eval_fraction": eval_fraction, "short_seq_prob": short_seq_prob, "seed": seed,
-            "examples_per_shard": examples_per_shard, "chunk_bytes": chunk_bytes,
-        }
+        manifest = build_manifest(inputs, file_sha256(vocab_path), sp.get_piece_size(), max_seq_length, shards, stats,
+                                  eval_fraction, short_seq_prob, seed, examples_per_shard, chunk_bytes)
         write_manifest(stage, manifest)
         _publish(stage, output_dir)
     except BaseException:

@@ -12,6 +12,11 @@ experiment dir.
   against one fixed standalone generator, vs generator depth and width, joint
   vs decoupled.
 - ``sharing``: decoupled with ``none`` vs ``gdes`` embedding sharing.
+- ``masking``: decoupled with ``token``, ``whole_word`` and ``span`` masking
+  (``data.masking``), each scored by fair RTD against the one fixed generator
+  (trained with token masking; the evaluation masks by token for all, so the
+  discriminators are compared on the same corruption) and by fine-tuning on
+  the synthetic SST-2 task (with label noise, so it does not saturate).
 
 Example:
 
@@ -19,8 +24,11 @@ Example:
 """
 
 import dataclasses
+import json
 import logging
 import os
+import subprocess
+import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from electra_tf.research import plots
@@ -35,7 +43,8 @@ JOINT_LR = 5e-4  # the paper's Fig. 3 joint learning rate
 FIG3_DISC_LR = 1e-3  # the paper's Fig. 3 fixed discriminator rate
 DEPTHS = (1, 2, 4)
 WIDTHS = (16, 32, 64)
-EXPERIMENTS = ("fig3", "gen-size", "sharing")
+EXPERIMENTS = ("fig3", "gen-size", "sharing", "masking")
+MASKINGS = ("token", "whole_word", "span")
 
 
 @dataclasses.dataclass
@@ -101,6 +110,63 @@ def gen_size_trials(depths: Sequence[int] = DEPTHS, widths: Sequence[int] = WIDT
 def sharing_trials(gen_lr=1e-4, disc_lr=4e-3) -> List[Trial]:
     """Decoupled mode with no sharing and with gradient-disentangled sharing (``gdes``)."""
     return [Trial(f"decoupled_{s}", decoupled_spec(gen_lr, disc_lr, s), {"sharing": s}) for s in ("none", "gdes")]
+
+
+def masking_trials(gen_lr=1e-4, disc_lr=4e-3) -> List[Trial]:
+    """Decoupled mode with each masking strategy (``data.masking``)."""
+    return [Trial(f"masking_{m}", {**decoupled_spec(gen_lr, disc_lr), "data.masking": m}, {"masking": m, "x": i})
+            for i, m in enumerate(MASKINGS)]
+
+
+def plot_masking(rows, out, steps):
+    """Fair RTD F1 and AUC, synthetic-task accuracy and the generator's own MLM accuracy per strategy."""
+    panels = [{"title": label, "xlabel": "masking (0 token, 1 whole_word, 2 span)", "xticks": True, "ylabel": label,
+               "series": {"decoupled": [(r["x"], r.get(key), r["masking"]) for r in rows]}}
+              for key, label in (("rtd_f1", "fair RTD F1"), ("rtd_auc", "fair RTD AUC"),
+                                 ("synthetic_accuracy", "synthetic SST-2 dev accuracy"),
+                                 ("eval_gen_accuracy", "generator MLM accuracy (own masking)"))]
+    return plots.plot_panels(panels, out, title=f"masking strategies ({steps} steps per run)", ncols=2)
+
+
+class SyntheticFinetuneScorer:
+    """Dev accuracy of a model dir fine-tuned on synthetic SST-2 (``scripts/finetune.py``, one setting, one seed).
+
+    Args:
+        out_dir: the experiment dir (the task's files go to ``synthetic-sst2/``, runs to ``finetune/``).
+        label_noise: fraction of random labels, so that the task does not saturate.
+        lr, epochs, max_seq_length: the one fine-tuning setting.
+    """
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "scripts", "finetune.py")
+
+    def __init__(self, out_dir, label_noise=0.2, lr=1e-3, epochs=2.0, max_seq_length=64):
+        self.out_dir, self.lr, self.epochs, self.max_seq_length = out_dir, lr, epochs, max_seq_length
+        self.label_noise = label_noise
+
+    def __call__(self, model_dir) -> Dict:
+        from electra_tf.finetune import get_task, write_synthetic_task
+
+        data = os.path.join(self.out_dir, "synthetic-sst2")
+        if not os.path.exists(os.path.join(data, "dev.tsv")):
+            write_synthetic_task(get_task("sst2"), data, num_train=800, num_dev=400, seed=0,
+                                 label_noise=self.label_noise)
+        out = os.path.join(self.out_dir, "finetune", os.path.basename(model_dir.rstrip("/")))
+        with open(os.path.join(model_dir, "run_data.json"), encoding="utf-8") as f:
+            vocab = os.path.join(json.load(f)["data_dir"], "vocab.model")  # the data the trial trained on
+        cmd = [sys.executable, self.SCRIPT, "--task", "sst2", "--pretrained", model_dir, "--data_dir", data,
+               "--vocab", vocab,
+               "--output_dir", out, "--lr", str(self.lr), "--epochs", str(self.epochs), "--seeds", "0",
+               "--max_seq_length", str(self.max_seq_length)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"fine-tuning {model_dir} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            return {"synthetic_accuracy": float(json.load(f)["accuracy"])}
+
+
+def _both(first: Callable, second: Callable) -> Callable:
+    return lambda model_dir: {**first(model_dir), **second(model_dir)}
 
 
 def standalone_trial(steps, width=64, depth=2, gen_lr=5e-4, disc_lr=4e-3) -> Trial:
@@ -199,9 +265,11 @@ def reproduce(experiment, out_dir, steps=300, batch_size=32, config="tiny", stan
         generator = fixed_generator(ledger, trial_fn, runner.model_dir, standalone_generator,
                                     standalone_steps or 2 * steps)
         runner.scorer = FairRtdScorer(generator, max_batches=eval_batches)
-        trials = gen_size_trials(**grid) if experiment == "gen-size" else sharing_trials(**grid)
-        rows = run_grid(trials, ledger, trial_fn)
-        plot = plot_gen_size if experiment == "gen-size" else None
+        if experiment == "masking":
+            runner.scorer = _both(runner.scorer, SyntheticFinetuneScorer(out_dir))
+        make = {"gen-size": gen_size_trials, "sharing": sharing_trials, "masking": masking_trials}[experiment]
+        rows = run_grid(make(**grid), ledger, trial_fn)
+        plot = {"gen-size": plot_gen_size, "masking": plot_masking}.get(experiment)
     write_csv(rows, os.path.join(out_dir, "results.csv"))
     png = os.path.join(out_dir, f"{experiment}.png")
     if plot is not None:

@@ -140,7 +140,7 @@ class Trainer:
             self.data_dir, split=split, batch_size=per_worker_batch, max_seq_length=d.max_seq_length,
             mask_prob=d.mask_prob, max_predictions=d.num_predictions, mask_token_prob=d.mask_token_prob,
             seed=self.cfg.train.seed, shuffle_buffer=d.shuffle_buffer, repeat=repeat, shuffle=shuffle,
-            input_context=context)
+            input_context=context, masking=d.masking)
 
     def _build(self):
         cfg, t = self.cfg, self.cfg.train
