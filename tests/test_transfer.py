@@ -251,3 +251,18 @@ def test_finetune_without_lr_says_which_grid_it_picked(pretrained, tmp_path, cap
     args = build_parser().parse_args(["--task", "sst2", "--pretrained", pretrained, "--output_dir", str(tmp_path),
                                       "--lr", "5e-5", "--epochs", "2"])
     assert _space(args).learning_rates == (5e-5,) and _space(args).epochs == (2.0,)
+
+
+def test_find_vocab_finds_the_builtin_data_vocabulary_of_a_run_without_export(tmp_path):
+    """Random init and runs pretrained with --no_export on the built-in data have no vocab.model beside them."""
+    from electra_tf.config import load_config
+    from electra_tf.finetune.search import find_vocab
+    from electra_tf.pretrained import recorded_data_dir
+
+    cfg = load_config("tiny", [f"data.builtin_dir={tmp_path / 'tfrecords'}"])
+    data_dir = recorded_data_dir(cfg)
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, "vocab.model"), "wb") as f:
+        f.write(b"x")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    assert find_vocab(str(tmp_path / "run" / "checkpoints" / "ckpt-0"), cfg) == os.path.join(data_dir, "vocab.model")

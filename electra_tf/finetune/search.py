@@ -35,7 +35,7 @@ from electra_tf.finetune.features import encode_examples
 from electra_tf.finetune.readers import load_examples
 from electra_tf.finetune.report import write_results
 from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged, FinetuneRun
-from electra_tf.pretrained import find_config
+from electra_tf.pretrained import find_config, recorded_data_dir
 from electra_tf.training.strategy import is_chief
 
 __all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model",
@@ -97,13 +97,12 @@ def find_vocab(pretrained: str, cfg) -> str:
 
     Looked for beside ``pretrained`` (an export dir), in its ``export/`` dir or
     its parent (a model dir; ``export/discriminator``), then in the pretraining
-    data dir named by the config.
+    data dir the config records (``data.path``, or the built-in data's dir).
     """
     path = pretrained.rstrip("/")
     candidates = [os.path.join(path, "vocab.model"), os.path.join(path, "export", "vocab.model"),
                   os.path.join(os.path.dirname(path), "vocab.model")]
-    if cfg.data.path:
-        candidates.append(os.path.join(cfg.data.path, "vocab.model"))
+    candidates.append(os.path.join(recorded_data_dir(cfg), "vocab.model"))  # data.path, or the built-in data
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
