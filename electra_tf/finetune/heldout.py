@@ -4,8 +4,10 @@ The built-in pretraining corpus is the *docstrings* of the standard library and
 of installed packages, read with ``ast``. The *comments* of the standard
 library's modules (``# ...`` lines, read with ``tokenize``) are a different text
 stream of the same domain: nothing of them enters the corpus, so tasks made
-from them are held out by construction (and :func:`heldout_tasks` also drops
-any example whose text occurs in a given corpus, which tests check).
+from them are held out by construction. The few comments that repeat a
+docstring word for word are dropped, and :func:`heldout_tasks` also drops any
+example whose text occurs in a given corpus; a test checks that no example
+occurs in the built-in corpus.
 
 Tasks (every one has the same ``dev`` split within its family):
 
@@ -34,6 +36,8 @@ Example:
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import io
 import logging
@@ -141,20 +145,37 @@ def _file_comments(path: str) -> Iterator[str]:
         yield " ".join(block)
 
 
-def comment_blocks(root: Optional[str] = None) -> List[CommentBlock]:
+def _docstring_text(path: str) -> str:
+    """Every docstring of one file, joined (empty if the file does not parse)."""
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read())
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return ""
+    nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                    ast.ClassDef))]
+    return "\n".join(doc for doc in (ast.get_docstring(n, clean=True) for n in nodes) if doc)
+
+
+@functools.lru_cache(maxsize=4)
+def comment_blocks(root: Optional[str] = None) -> Tuple[CommentBlock, ...]:
     """Every prose comment block of the standard library's modules in :data:`TOPICS`, in file order.
 
     A text that occurs more than once (a licence line, a copied comment) is kept
-    only where it occurs first, so no text can be in two splits.
+    only where it occurs first, so no text can be in two splits; a comment
+    whose text also occurs in a docstring anywhere in the library (some
+    comments repeat a docstring of a sibling module word for word) is dropped,
+    since docstrings are what the built-in corpus is made of.
     """
     root = root or sysconfig.get_paths()["stdlib"]
-    blocks, seen = [], set()
+    candidates, seen, docstrings = [], set(), []
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue
             path = os.path.join(directory, name)
+            docstrings.append(normalize_text(_docstring_text(path)))
             relpath = os.path.relpath(path, root)
             area = _area_of(relpath)
             if area is None:
@@ -164,9 +185,10 @@ def comment_blocks(root: Optional[str] = None) -> List[CommentBlock]:
                 key = normalize_text(text)
                 if _is_prose(text) and key not in seen:
                     seen.add(key)
-                    blocks.append(CommentBlock(area, relpath, index, text))
+                    candidates.append(CommentBlock(area, relpath, index, text))
                     index += 1
-    return blocks
+    all_docstrings = "\n".join(docstrings)
+    return tuple(b for b in candidates if normalize_text(b.text) not in all_docstrings)
 
 
 def _is_dev_file(relpath: str, seed: int, dev_fraction: float) -> bool:
@@ -261,7 +283,7 @@ def heldout_tasks(seed: int = 0, dev_fraction: float = 0.25, corpus_text: Option
     if unknown:
         raise ValueError(f"unknown held-out task {unknown[0]!r}; accepted: {', '.join(TASK_NAMES)}")
     corpus = normalize_text(corpus_text) if corpus_text else None
-    blocks = _exclude(comment_blocks(root), corpus)
+    blocks = _exclude(list(comment_blocks(root)), corpus)
     splits = {"train": [b for b in blocks if not _is_dev_file(b.path, seed, dev_fraction)],
               "dev": [b for b in blocks if _is_dev_file(b.path, seed, dev_fraction)]}
     families = {
