@@ -206,13 +206,13 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path, tiny_
 def test_a_different_config_in_the_model_dir_is_refused_unless_overwrite(tmp_path, tiny_data):
     model_dir = tmp_path / "run"
     run_pretrain(model_dir, tiny_data, "--no_export", steps=2)
-    _, proc = run_pretrain(model_dir, tiny_data, "--no_export", "--set", "train.generator_lr=1e-3", steps=4,
+    _, proc = run_pretrain(model_dir, tiny_data, "--no_export", "--set", "train.generator_lr=2e-4", steps=4,
                            expect=2)
     assert "already holds a run with a different config" in proc.stderr
-    assert "train.generator_lr: 0.0001 -> 0.001" in proc.stderr
+    assert "train.generator_lr: 0.001 -> 0.0002" in proc.stderr
     rows, _ = run_pretrain(model_dir, tiny_data, "--no_export", steps=4)  # same config: resumes
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    rows, _ = run_pretrain(model_dir, tiny_data, "--no_export", "--overwrite", "--set", "train.generator_lr=1e-3",
+    rows, _ = run_pretrain(model_dir, tiny_data, "--no_export", "--overwrite", "--set", "train.generator_lr=2e-4",
                            steps=2)
     assert [r["step"] for r in rows] == [1, 2]
 
