@@ -7,14 +7,18 @@ import pytest
 import tensorflow as tf
 from conftest import make_config, run_pretrain
 
+from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.sampling import replaced_labels, scatter_replacements
-from electra_tf.training.metrics import discriminator_loss_sum, generator_loss_sum
-from electra_tf.training.trainer import Trainer
+from electra_tf.training.builder import build_pretraining
 
 
 def _trainer(tmp_path, data, name, *overrides):
-    cfg = make_config(data, *overrides)
-    return Trainer(cfg, str(tmp_path / name), export=False, progress=False)
+    """Models, optimizers and steps of a test-sized config, built with nothing written (``tmp_path`` unused)."""
+    return build_pretraining(make_config(data, *overrides))
+
+
+def _batch(run, size=8):
+    return next(iter(run.dataset("train", batch_size=size)))
 
 
 def _values(variables):
@@ -89,7 +93,7 @@ def test_decoupled_optimizers_partition_and_isolate(tmp_path, tiny_data):
     assert gen_ids | disc_ids == everything
 
     # L_D sends no gradient into the generator.
-    batch = next(iter(trainer._dataset("train", 8)))
+    batch = _batch(trainer)
     with tf.GradientTape() as tape:
         out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
         disc_loss = discriminator_loss_sum(out["disc_logits"], out["labels"], batch["input_mask"])
@@ -144,7 +148,7 @@ def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
     gen_group, disc_group = trainer.groups
     assert any(v is shared for v in gen_group.variables) and not any(v is shared for v in disc_group.variables)
     assert any(v is delta for v in disc_group.variables)
-    batch = next(iter(trainer._dataset("train", 8)))
+    batch = _batch(trainer)
     with tf.GradientTape(persistent=True) as tape:
         out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
         gen_loss = generator_loss_sum(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
@@ -212,7 +216,7 @@ def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data):
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_keeps_losses_and_sampling_in_float32(tmp_path, tiny_data, precision):
     trainer = _trainer(tmp_path, tiny_data, precision, f"train.mixed_precision={precision}")
-    batch = next(iter(trainer._dataset("train", 8)))
+    batch = _batch(trainer)
     out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
     assert out["gen_logits"].dtype == tf.float32 and out["disc_logits"].dtype == tf.float32
     assert trainer.discriminator.encoder.blocks[0].compute_dtype == precision
