@@ -15,6 +15,8 @@ import argparse
 import logging
 import sys
 
+from electra_tf import exit_codes
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,9 +48,9 @@ def main(argv=None):
             examples_per_shard=args.examples_per_shard, progress=not args.no_progress)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     print(f"{args.output}: {manifest['examples']['train']} train, {manifest['examples']['eval']} eval sequences")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":
