@@ -119,7 +119,7 @@ def measure_pipeline(cfg, batches: int = 60) -> Dict[str, float]:
 
     d = cfg.data
     ds = pretraining_dataset(d.path, batch_size=cfg.train.batch_size, max_seq_length=d.max_seq_length,
-                             mask_prob=d.mask_prob, max_predictions=d.num_predictions,
+                             mask_prob=d.mask_prob, max_predictions=d.max_predictions,
                              mask_token_prob=d.mask_token_prob, seed=cfg.train.seed, shuffle_buffer=d.shuffle_buffer)
     it = iter(ds)
     for _ in range(5):

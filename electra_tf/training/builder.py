@@ -208,8 +208,8 @@ def _optimizer_groups(t, objective, gen_vars, disc_vars):
 
     if objective.groups == ("joint",):
         return [group("joint", t.learning_rate, gen_vars + disc_vars, t.clip_norm, "optimizer")]
-    return [group("generator", t.generator_lr, gen_vars, t.gen_clip, "generator_optimizer"),
-            group("discriminator", t.discriminator_lr, disc_vars, t.disc_clip, "discriminator_optimizer")]
+    return [group("generator", t.generator_lr, gen_vars, t.generator_clip_norm, "generator_optimizer"),
+            group("discriminator", t.discriminator_lr, disc_vars, t.discriminator_clip_norm, "discriminator_optimizer")]
 
 
 def _seed_states(*models):

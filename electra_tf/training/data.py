@@ -46,6 +46,6 @@ def pretraining_input(cfg: ElectraConfig, data_dir: str, split: str = "train", b
     d = cfg.data
     return pretraining_dataset(
         data_dir, split=split, batch_size=batch_size or cfg.train.batch_size, max_seq_length=d.max_seq_length,
-        mask_prob=d.mask_prob, max_predictions=d.num_predictions, mask_token_prob=d.mask_token_prob,
+        mask_prob=d.mask_prob, max_predictions=d.max_predictions, mask_token_prob=d.mask_token_prob,
         seed=cfg.train.seed, shuffle_buffer=d.shuffle_buffer, repeat=repeat, shuffle=shuffle,
         input_context=input_context)
