@@ -95,7 +95,8 @@ class Trainer:
             self.run = build_pretraining(self.cfg, self.data_dir, self.strategy)
             self.generator, self.discriminator = self.run.generator, self.run.discriminator
             self.pretrainer, self.groups, self.steps = self.run.pretrainer, self.run.groups, self.run.steps
-            self.checkpoint = tf.train.Checkpoint(**self.run.checkpoint_objects())
+            self._objects = self.run.checkpoint_objects()
+            self.checkpoint = tf.train.Checkpoint(**self._objects)
             self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
                                            keep=self.cfg.train.keep_checkpoints, is_chief=self.chief)
         except BaseException:
