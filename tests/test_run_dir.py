@@ -63,11 +63,11 @@ def test_overwrite_resumes_a_run_of_the_same_config_and_logs_what_it_deletes(run
     assert "only discards a run of a different config" in caplog.text
     assert "resumed from" in caplog.text and _latest(run_copy).endswith("ckpt-6")
     caplog.clear()
-    trainer = _trainer(tiny_data, run_copy, "train.generator_lr=1e-3", "train.max_steps=2", overwrite=True)
+    trainer = _trainer(tiny_data, run_copy, "train.generator_lr=2e-4", "train.max_steps=2", overwrite=True)
     assert not trainer.resume
     deleted = [r.getMessage() for r in caplog.records if "deleting" in r.getMessage()]
     assert deleted and all(n in deleted[0] for n in ("checkpoints", "metrics.jsonl", "config.yaml"))
-    assert "train.generator_lr: 0.0001 -> 0.001" in deleted[0]
+    assert "train.generator_lr: 0.001 -> 0.0002" in deleted[0]
     assert _latest(run_copy) is None
     trainer.close()
 
@@ -160,7 +160,7 @@ def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_a_correc
     trainer = _trainer(tiny_data, model_dir, "train.max_steps=2")  # corrected: no --overwrite needed
     trainer.train()
     assert "never reached its first checkpoint" in caplog.text
-    assert _saved_config(model_dir)["train"]["generator_lr"] == 1e-4
+    assert _saved_config(model_dir)["train"]["generator_lr"] == 1e-3  # the preset's, not the failed 10
 
 
 def _fill_disk_at(step_to_fail, monkeypatch):
