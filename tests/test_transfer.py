@@ -12,8 +12,15 @@ import tensorflow as tf
 from conftest import ROOT, make_config, subprocess_env
 
 from electra_tf.data.docstrings import builtin_corpus
-from electra_tf.finetune import FinetuneConfig, custom_task, read_tsv_dir
-from electra_tf.finetune.heldout import TASK_NAMES, TOPICS, comment_blocks, heldout_tasks, normalize_text, write_task_tsv
+from electra_tf.finetune import custom_task, read_tsv_dir
+from electra_tf.finetune.heldout import (
+    TASK_NAMES,
+    TOPICS,
+    comment_blocks,
+    heldout_tasks,
+    normalize_text,
+    write_task_tsv,
+)
 from electra_tf.finetune.optimizer import scale_multipliers
 
 
@@ -210,7 +217,8 @@ def test_reproduce_transfer_scores_random_init_and_every_checkpoint(tiny_data, t
     assert "random init" in proc.stdout and "step 4" in proc.stdout
     with open(os.path.join(out, "transfer.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert {(r["step"], r["task"]) for r in rows} == {(s, t) for s in ("0", "2", "4") for t in ("topic_100", "pair_1000")}
+    expected = {(s, t) for s in ("0", "2", "4") for t in ("topic_100", "pair_1000")}
+    assert {(r["step"], r["task"]) for r in rows} == expected
     for r in rows:
         assert 0.0 <= float(r["finetune"]) <= 1.0 and 0.0 <= float(r["probe_mean"]) <= 1.0
         assert float(r["rank"]) > 1.0 and -1.0 <= float(r["cosine"]) <= 1.0

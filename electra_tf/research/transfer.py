@@ -216,11 +216,12 @@ def probe_scores(pretrained: str, tasks, vocab: str, recipe: TransferRecipe, all
 
 
 def finetune_score(pretrained: str, task, data_dir: str, out_dir: str, vocab: str, recipe: TransferRecipe) -> Dict:
-    """Median over ``recipe.seeds`` of the best dev accuracy, fine-tuning with ``recipe`` (scripts/finetune.py's path)."""
+    """Median over ``recipe.seeds`` of the best dev accuracy, fine-tuning with ``recipe`` (finetune.py's path)."""
     space = SearchSpace(learning_rates=(recipe.learning_rate,), epochs=(recipe.epochs,),
                         batch_sizes=(recipe.batch_size,), layer_decays=(recipe.layer_decay,))
-    results = run_search(task, pretrained, out_dir, data_dir=data_dir, space=space, seeds=recipe.seeds,
-                         base=FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling), max_seq_length=recipe.max_seq_length, vocab=vocab, progress=False)
+    base = FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling)
+    results = run_search(task, pretrained, out_dir, data_dir=data_dir, space=space, seeds=recipe.seeds, base=base,
+                         max_seq_length=recipe.max_seq_length, vocab=vocab, progress=False)
     return {"finetune": results[task.main_metric],
             "finetune_seeds": [results["best_seed_values"][str(s)] for s in recipe.seeds]}
 
@@ -358,4 +359,4 @@ def plot_transfer(rows: List[Dict], out: str, title: Optional[str] = None) -> st
                 series[label] = points
         panels.append({"title": task, "xlabel": "pretraining step (0 = random init)", "ylabel": "dev accuracy",
                        "series": series})
-    return plot_panels(panels, out, title=title)
+    return plot_panels(panels, out, title=title, ncols=min(3, len(panels)))
