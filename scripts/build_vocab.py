@@ -13,8 +13,6 @@ import argparse
 import logging
 import sys
 
-from electra_tf import exit_codes
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,9 +44,9 @@ def main(argv=None):
                            num_threads=args.threads)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+        return 2
     print(path)
-    return exit_codes.OK
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import logging
 import os
 import sys
 
-from electra_tf import exit_codes
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -43,10 +41,10 @@ def main(argv=None):
                                  max_seq_length=args.max_seq_length, checkpoint=args.checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+        return 2
     for name, path in paths.items():
         print(f"{name + ':':15s}{path}")
-    return exit_codes.OK
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ import logging
 import os
 import sys
 
-from electra_tf import exit_codes
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -30,7 +28,7 @@ def main(argv=None):
         strategy = make_strategy(args.strategy, args.cpu_replicas)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+        return 2
     code, lines = run_finetuning(args, strategy)
     stream = sys.stderr if code else sys.stdout
     for line in lines:

@@ -19,8 +19,6 @@ import logging
 import os
 import sys
 
-from electra_tf import exit_codes
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -63,7 +61,7 @@ def main(argv=None):
         check_output_dir(args.out, "--out")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+        return 2
 
     def sweep():
         # Bad settings fail here, before the standalone generator is trained.
@@ -91,7 +89,7 @@ def main(argv=None):
           f"{args.metric} {outcome.best_score:.4f} (phase 1 stopped: {outcome.phase1.reason}); "
           f"{len(ledger.runs)} trials run now, the rest from {ledger.path}")
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
-    return exit_codes.OK
+    return 0
 
 
 if __name__ == "__main__":

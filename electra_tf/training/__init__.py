@@ -1,1 +1,0 @@
-"""The training loop and what it needs: builder (no side effects), step, trainer, optimizers, checkpoints."""
