@@ -145,6 +145,11 @@ def collect_docstrings(max_bytes: int) -> Iterator[List[str]]:
                 yield paragraphs
 
 
+def builtin_corpus_path(cache_dir: str, max_mb: float = BUILTIN_CORPUS_MB) -> str:
+    """Where :func:`builtin_corpus` keeps the corpus of ``max_mb`` MB (whether built or not)."""
+    return os.path.join(cache_dir, f"builtin-corpus-v{_CORPUS_VERSION}-{max_mb:g}mb.txt")
+
+
 def builtin_corpus(cache_dir: str, max_mb: float = BUILTIN_CORPUS_MB) -> str:
     """Builds (once) and returns the path of the built-in corpus text file.
 
@@ -160,7 +165,7 @@ def builtin_corpus(cache_dir: str, max_mb: float = BUILTIN_CORPUS_MB) -> str:
     """
     if not max_mb > 0:
         raise ValueError(f"max_mb must be > 0, got {max_mb!r}")
-    path = os.path.join(cache_dir, f"builtin-corpus-v{_CORPUS_VERSION}-{max_mb:g}mb.txt")
+    path = builtin_corpus_path(cache_dir, max_mb)
     if os.path.exists(path):
         return path
     os.makedirs(cache_dir, exist_ok=True)

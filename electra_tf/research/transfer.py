@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import dump_config
+from electra_tf.data.docstrings import builtin_corpus_path
 from electra_tf.finetune.features import eval_dataset
 from electra_tf.finetune.heldout import BENCHMARK_TASKS, heldout_tasks, write_task_tsv
 from electra_tf.finetune.runner import FinetuneConfig
@@ -245,7 +246,7 @@ def _corpus_text(cfg) -> Optional[str]:
     """The built-in corpus's text when the run was trained on it (to check the tasks are held out)."""
     if cfg.data.path:
         return None
-    path = os.path.join(cfg.data.builtin_dir, f"builtin-corpus-v1-{cfg.data.builtin_corpus_mb:g}mb.txt")
+    path = builtin_corpus_path(cfg.data.builtin_dir, cfg.data.builtin_corpus_mb)
     if not os.path.exists(path):
         return None
     with open(path, "r", encoding="utf-8") as f:
