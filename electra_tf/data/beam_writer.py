@@ -82,9 +82,9 @@ def _doc_size(doc: Sequence[str]) -> int:
 
 
 def _source_sizes(item: Tuple[int, Sequence[Tuple[int, int]]]) -> Tuple[int, array.array]:
-    """One source's document sizes in document order, packed (4 bytes a document)."""
+    """One source's document sizes in document order, packed (8 bytes a document)."""
     source, sizes = item
-    packed = array.array("l", [0]) * len(sizes)
+    packed = array.array("q", [0]) * len(sizes)
     for number, size in sizes:
         packed[number] = size
     return source, packed
