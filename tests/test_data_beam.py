@@ -66,6 +66,23 @@ def test_other_sharding_holds_the_same_examples_per_split(corpus, tmp_path):
         assert sorted(_records(local, split)) == sorted(_records(beam, split)), split
 
 
+def test_builds_in_one_process_each_use_their_own_vocabulary(corpus, tmp_path):
+    """The DirectRunner runs the steps in this process: an earlier build's vocabulary must not leak into the next.
+
+    (It did: after an in-process local build, the Beam build tokenized with that build's model while its
+    manifest named its own, so it wrote ids of another vocabulary.)
+    """
+    other = small_vocab(str(tmp_path), vocab_size=100)
+    text = corpus["inputs"][:1]
+    ref = write_pretraining_data(text, corpus["vocab"], str(tmp_path / "ref"), SEQ, progress=False)
+    ref_other = write_pretraining_data(text, other, str(tmp_path / "ref_other"), SEQ, progress=False)
+    assert ref["shards"] != ref_other["shards"]
+    beam = write_pretraining_data_beam(text, corpus["vocab"], str(tmp_path / "beam"), SEQ, pipeline_args=DIRECT)
+    beam_other = write_pretraining_data_beam(text, other, str(tmp_path / "beam_other"), SEQ, pipeline_args=DIRECT)
+    assert beam["shards"] == ref["shards"]
+    assert beam_other["shards"] == ref_other["shards"]
+
+
 _KILLED_RUN = """
 import os, signal, sys
 import electra_tf.data.beam_writer as bw

@@ -82,9 +82,9 @@ def _doc_size(doc: Sequence[str]) -> int:
 
 
 def _source_sizes(item: Tuple[int, Sequence[Tuple[int, int]]]) -> Tuple[int, array.array]:
-    """One source's document sizes in document order, packed (4 bytes a document)."""
+    """One source's document sizes in document order, packed (8 bytes a document)."""
     source, sizes = item
-    packed = array.array("l", [0]) * len(sizes)
+    packed = array.array("q", [0]) * len(sizes)
     for number, size in sizes:
         packed[number] = size
     return source, packed
@@ -117,20 +117,38 @@ def _key_by_chunk(doc: Tuple[int, int, List[str]], plan: Dict[str, Any]) -> Tupl
     return bisect.bisect_right(plan["chunk_first"], g) - 1, (g, lines)
 
 
+# SentencePiece models loaded in this worker process, by the sha256 of their bytes.
+_processors: Dict[str, Any] = {}
+
+
+def _processor_for(model_proto: bytes, digest: str):
+    """This build's SentencePiece model, loaded once per worker process.
+
+    Keyed by the model's own hash, never the process-wide model of :func:`packing.init_worker`: on the
+    DirectRunner the steps run in the launcher's process, where an earlier in-process build (``workers=1``,
+    e.g. the built-in data) may have loaded another vocabulary.
+    """
+    processor = _processors.get(digest)
+    if processor is None:
+        import sentencepiece as spm
+
+        processor = _processors[digest] = spm.SentencePieceProcessor(model_proto=model_proto)
+    return processor
+
+
 class _EncodeChunk:
     """Tokenizes and packs one chunk (a DoFn's body; the SentencePiece model loads once per worker)."""
 
     def __init__(self, model_proto: bytes, params: Tuple[int, float, float, int]):
         # The model's bytes travel with the step: workers need not see the launcher's files.
         self.model_proto, self.params = model_proto, params
+        self.digest = hashlib.sha256(model_proto).hexdigest()
 
     def __call__(self, item: Tuple[int, Sequence[Tuple[int, List[str]]]]) -> Tuple[int, Dict[str, Any]]:
-        if packing._processor is None:
-            packing.init_worker(model_proto=self.model_proto)
         chunk, docs = item
         docs = sorted(docs, key=lambda d: d[0])
-        result = packing.encode_chunk((chunk, docs[0][0], [d[1] for d in docs], *self.params))
-        return chunk, result
+        return chunk, packing.encode_chunk((chunk, docs[0][0], [d[1] for d in docs], *self.params),
+                                           processor=_processor_for(self.model_proto, self.digest))
 
 
 def _layout(counts: List[Tuple[int, Dict[str, int], Dict[str, Dict[str, int]]]]) -> Dict[str, Any]:

@@ -149,7 +149,8 @@ def serialize_example(ids: Sequence[int], max_seq_length: int) -> bytes:
     return _length_delimited(b"\x0a", features)          # Example.features (field 1)
 
 
-def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int]) -> Dict[str, object]:
+def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int],
+                 processor: Optional[spm.SentencePieceProcessor] = None) -> Dict[str, object]:
     """Tokenizes, packs and serializes one chunk of documents (runs in a worker).
 
     Args:
@@ -157,18 +158,22 @@ def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int])
             short_seq_prob, eval_fraction, seed)``. The chunk's random stream
             depends only on ``(seed, chunk_index)``, so the output does not
             depend on the number of workers.
+        processor: the SentencePiece model to tokenize with; by default the
+            one :func:`init_worker` loaded in this process (a pool worker's).
 
     Returns:
         ``{"train": [bytes], "eval": [bytes], "stats": {split: {...}}}``.
     """
     chunk_index, first_doc, documents, max_seq_length, short_seq_prob, eval_fraction, seed = task
-    if _processor is None:
-        raise RuntimeError("init_worker() must be called before encode_chunk()")
+    if processor is None:
+        processor = _processor
+    if processor is None:
+        raise RuntimeError("init_worker() must be called before encode_chunk(), or a processor passed")
     rng = random.Random(seed * 1_000_003 + chunk_index)
     records: Dict[str, List[bytes]] = {"train": [], "eval": []}
     stats = {split: {"documents": 0, "tokens": 0, "text_bytes": 0} for split in records}
     lines = [line for doc in documents for line in doc]
-    encoded = _processor.encode(lines, num_threads=1) if lines else []
+    encoded = processor.encode(lines, num_threads=1) if lines else []
     offset = 0
     for i, doc in enumerate(documents):
         split = "eval" if is_eval_document(first_doc + i, eval_fraction) else "train"

@@ -177,9 +177,11 @@ def _chunks(sources: Sequence[str], chunk_bytes: int, params: Tuple) -> Iterator
 def _results(tasks: Iterator[Tuple], workers: int, vocab_path: str) -> Iterator[Dict[str, Any]]:
     """Runs ``encode_chunk`` over tasks in order, in-process or on a pool with bounded look-ahead."""
     if workers == 1:
-        packing.init_worker(vocab_path)
+        # This build's own model, not the process-wide one of init_worker (which is for pool workers): a
+        # build in this process must neither use nor leave behind another build's vocabulary.
+        processor = load_sentencepiece(vocab_path)
         for task in tasks:
-            yield packing.encode_chunk(task)
+            yield packing.encode_chunk(task, processor=processor)
         return
     # spawn, not fork: the parent may hold TensorFlow's threads and locks. An executor (unlike
     # multiprocessing.Pool) raises BrokenProcessPool if a worker dies instead of waiting forever.
