@@ -62,8 +62,8 @@ def parse_args(argv=None):
     t = p.add_argument_group("transfer")
     t.add_argument("--model_dir", default=None, help="transfer: the pretraining run to score")
     t.add_argument("--tasks", default=None, help="transfer: comma-separated held-out tasks (default all)")
-    t.add_argument("--lr", type=float, default=None, help="transfer: fine-tuning learning rate (default 1e-3)")
-    t.add_argument("--epochs", type=float, default=None, help="transfer: fine-tuning epochs (default 5)")
+    t.add_argument("--lr", type=float, default=None, help="transfer: fine-tuning learning rate (default 3e-3)")
+    t.add_argument("--epochs", type=float, default=None, help="transfer: fine-tuning epochs (default 10)")
     t.add_argument("--seeds", type=ints, default=None, help="transfer: comma-separated fine-tuning seeds (0,1)")
     t.add_argument("--checkpoint_steps", type=ints, default=None,
                    help="transfer: only these checkpoint steps (0 = random init; default all)")
