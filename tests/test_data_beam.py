@@ -66,6 +66,37 @@ def test_other_sharding_holds_the_same_examples_per_split(corpus, tmp_path):
         assert sorted(_records(local, split)) == sorted(_records(beam, split)), split
 
 
+def test_tfds_and_builtin_sources_give_the_local_builders_files(corpus, tmp_path, monkeypatch):
+    """A TFDS split (mocked) and the built-in corpus: the pipeline reads them as the local builder does."""
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setenv("ELECTRA_TF_DATA_DIR", str(tmp_path / "cache"))
+    sources = ["tfds:wikipedia/20230601.en", "builtin:0.02", corpus["inputs"][0]]
+    settings = dict(SETTINGS, chunk_bytes=700)
+    local, beam = str(tmp_path / "local"), str(tmp_path / "beam")
+    with tfds.testing.mock_data(num_examples=150):
+        write_pretraining_data(sources, corpus["vocab"], local, SEQ, examples_per_shard=300, progress=False,
+                               **settings)
+    with tfds.testing.mock_data(num_examples=150):
+        manifest = write_pretraining_data_beam(sources, corpus["vocab"], beam, SEQ, examples_per_shard=300,
+                                               pipeline_args=DIRECT, **settings)
+    assert manifest == load_manifest(local)
+    assert manifest["source"] == sources and manifest["examples"]["eval"] > 0
+    assert len(manifest["shards"]["train"]) > 1
+    for name in os.listdir(local):
+        with open(os.path.join(local, name), "rb") as a, open(os.path.join(beam, name), "rb") as b:
+            assert a.read() == b.read(), name
+    # Each source contributed: the mocked split alone builds a smaller, non-empty data dir, the same both ways.
+    with tfds.testing.mock_data(num_examples=150):
+        alone = write_pretraining_data_beam(sources[:1], corpus["vocab"], str(tmp_path / "tfds"), SEQ,
+                                            pipeline_args=DIRECT, **settings)
+        alone_local = write_pretraining_data(sources[:1], corpus["vocab"], str(tmp_path / "tfds_local"), SEQ,
+                                             progress=False, **settings)
+    assert alone["shards"] == alone_local["shards"]
+    assert 0 < alone["documents"]["train"] + alone["documents"]["eval"] <= 150
+    assert alone["documents"]["train"] < manifest["documents"]["train"]
+
+
 def test_builds_in_one_process_each_use_their_own_vocabulary(corpus, tmp_path):
     """The DirectRunner runs the steps in this process: an earlier build's vocabulary must not leak into the next.
 

@@ -80,6 +80,9 @@ def test_special_tokens_are_never_chosen_and_count_is_exact(strategy):
             assert count == budget, (row, n_real, count)
         else:
             met += _check_word_aligned(ids, chosen, budget)
+            if sum(len(word) == 1 for word in _words(ids)) >= budget:
+                # Enough one-piece words: some word always fits what is left, so the budget is met exactly.
+                assert count == budget, (row, n_real, count)
         assert len(set(chosen.tolist())) == count  # distinct
         assert not np.isin(ids[chosen], [PAD_ID, CLS_ID, SEP_ID]).any()
         assert list(chosen) == sorted(chosen)
@@ -98,6 +101,67 @@ def test_word_strategies_respect_words_under_a_tight_cap(strategy):
     for row in range(300):
         ids, weights = out["input_ids"][row], out["masked_weights"][row]
         _check_word_aligned(ids, out["masked_positions"][row][weights > 0], 5)
+
+
+def _masked_rows(rows, strategy, seeds=300, mask_prob=0.15):
+    """Masks each of ``rows`` (lists of ids, specials included) under ``seeds`` seeds; the chosen positions."""
+    word_start = tf.constant(WORD_START)
+    length = max(len(r) for r in rows)
+    ids = tf.constant([r + [PAD_ID] * (length - len(r)) for r in rows], tf.int32)
+
+    def make(i):
+        row = ids[i % len(rows)]
+        out = mask_sequence(row, tf.stack([tf.constant(11, tf.int64), i]), mask_prob, length, strategy=strategy,
+                            word_start=word_start)
+        return out["masked_positions"], out["masked_weights"]
+
+    positions, weights = next(iter(tf.data.Dataset.range(seeds * len(rows)).map(make).batch(seeds * len(rows))))
+    positions, weights = positions.numpy(), weights.numpy()
+    return [[positions[k][weights[k] > 0].tolist() for k in range(r, seeds * len(rows), len(rows))]
+            for r in range(len(rows))]
+
+
+# Word starts are ids not divisible by 3 (WORD_START): a "long" word is a start and continuations (multiples of 3).
+_LONG = [10, 12, 15, 18, 21, 24, 27, 30]  # one word of 8 pieces
+_SINGLES = [11, 13, 14, 16, 17, 19, 20, 22, 23, 25, 26, 28]  # twelve 1-piece words
+_PAIRS = [31, 33, 34, 36, 37, 39, 40, 42]  # four 2-piece words
+
+
+@pytest.mark.parametrize("strategy", ["whole_word", "span"])
+def test_a_word_that_would_overflow_is_skipped_and_later_words_meet_the_budget(strategy):
+    """Words are visited in a random order: one longer than what is left is skipped, and the ones after it are
+    still tried, so the budget is met exactly whenever some unchosen word fits (asserted under 300 seeds each)."""
+    rows = {
+        # 22 real tokens: budget round(3.3) = 3; the 8-piece word never fits, wherever it stands.
+        "long first": [CLS_ID, *_LONG, *_SINGLES, SEP_ID],
+        "long last": [CLS_ID, *_SINGLES, *_LONG, SEP_ID],
+        "long between": [CLS_ID, *_SINGLES[:6], *_LONG, *_SINGLES[6:], SEP_ID],
+        # Eight 2-piece words and one 1-piece word, 19 real tokens: budget round(2.85) = 3, odd; met by a pair
+        # then the single or the single then a pair, in whichever order they are visited.
+        "pairs and a single": [CLS_ID, *_PAIRS, 43, 45, 46, 48, 49, 51, 52, 54, 11, SEP_ID],
+    }
+    chosen = dict(zip(rows, _masked_rows(list(rows.values()), strategy)))
+    for name, row in rows.items():
+        budget = round(0.15 * len(row))
+        words = _words(np.array(row))
+        for positions in chosen[name]:
+            assert len(positions) == budget, (name, positions)
+            inside = {p for word in words if set(word) <= set(positions) for p in word}
+            assert inside == set(positions), (name, positions)  # whole words only
+    long_word = set(range(1, 1 + len(_LONG)))
+    assert not any(long_word & set(p) for p in chosen["long first"])
+
+
+@pytest.mark.parametrize("strategy", ["whole_word", "span"])
+def test_fewer_pieces_only_when_no_word_fits_what_is_left(strategy):
+    """Only 2-piece words and an odd budget: no word fits the last piece, so one fewer (never a split word)."""
+    row = [CLS_ID, *_PAIRS, *_PAIRS, 43, 45, 46, 48, SEP_ID]  # ten 2-piece words, 22 real tokens: budget 3
+    budget = round(0.15 * len(row))
+    assert budget == 3
+    for positions in _masked_rows([row], strategy)[0]:
+        assert len(positions) == budget - 1, positions
+        words = [w for w in _words(np.array(row)) if set(w) <= set(positions)]
+        assert sorted(p for w in words for p in w) == positions
 
 
 def test_spans_are_longer_than_words():

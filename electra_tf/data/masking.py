@@ -20,11 +20,14 @@ the specials and the 85/15 split per chosen piece are the same for all:
 * ``token`` (default): ``P`` positions uniformly among the candidates (above).
 * ``whole_word``: words (a piece that starts with SentencePiece's ``▁``, or
   follows a special, begins a word; the pieces after it up to the next word
-  start belong to it) are visited in a random order and each is chosen whole
-  if it fits in what is left of the budget, skipped otherwise, until the
-  budget is spent. A word is never split, so when every word still unchosen
-  is longer than the remainder the sequence gets fewer than ``P`` pieces
-  (the choice is maximal: no unchosen word would fit).
+  start belong to it; WordPiece ``##`` continuations will count once such
+  vocabularies are supported) are visited in a random order and each is
+  chosen whole if it fits in what is left of the budget, skipped otherwise
+  (the visit goes on with the next word), until the budget is spent. A word
+  is never split, so the budget is met exactly whenever some unchosen word
+  fits the remainder; when every unchosen word is longer, the sequence gets
+  fewer than ``P`` pieces (the choice is maximal, not a subset-sum search:
+  another set of words may have met ``P``).
 * ``span``: SpanBERT's spans. Each proposal draws a length ``l`` in pieces
   from a geometric distribution (``p = 0.2``) truncated to ``1..10`` and a
   start word uniformly among the words; the span is that word and the

@@ -213,7 +213,9 @@ def word_start_table(sp: spm.SentencePieceProcessor) -> List[bool]:
 
     A SentencePiece piece begins a word when it starts with ``▁`` (the marker
     of a preceding space); unknown, control and byte pieces count as word
-    starts, so they are never glued to the word before them.
+    starts, so they are never glued to the word before them. (WordPiece
+    vocabularies are not supported yet; for them, every piece not starting
+    with ``##`` would begin a word.)
     """
     return [sp.id_to_piece(i).startswith(WORD_START) or sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i)
             for i in range(sp.get_piece_size())]
