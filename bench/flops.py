@@ -60,9 +60,9 @@ class Dims:
         if not isinstance(m.vocab_size, int):
             raise ValueError(f"model.vocab_size must be a number for the benchmark, got {m.vocab_size!r}")
         return cls(vocab_size=m.vocab_size, seq_length=cfg.data.max_seq_length, batch_size=cfg.train.batch_size,
-                   max_predictions=cfg.data.num_predictions, embedding_size=m.emb_size,
+                   max_predictions=cfg.data.max_predictions, embedding_size=m.embedding_size,
                    max_position_embeddings=m.max_position_embeddings, disc_hidden=m.hidden_size,
-                   disc_layers=m.num_layers, disc_heads=m.num_heads, disc_ffn=m.ffn_size,
+                   disc_layers=m.num_layers, disc_heads=m.num_heads, disc_ffn=m.intermediate_size,
                    gen_hidden=g.hidden_size, gen_layers=g.num_layers, gen_heads=g.num_heads,
                    gen_ffn=g.intermediate_size)
 

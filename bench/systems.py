@@ -2,18 +2,15 @@
 
 A *system* is a train step that takes no arguments (it pulls its batch from
 its own iterator) plus the number of tokens it trains on. Ours are built the
-way ``scripts/pretrain.py`` builds them, through
-:class:`electra_tf.training.trainer.Trainer`; Model Garden's in
+way ``scripts/pretrain.py`` builds them, by
+:func:`electra_tf.training.builder.build_pretraining` (nothing written); Model Garden's in
 :mod:`bench.model_garden`. The two *probes* measure the machine (matmul
 GFLOP/s through TensorFlow) and the input pipeline (sequences/s).
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import shutil
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -70,12 +67,10 @@ def build_system(spec: SystemSpec, preset: str, overrides: List[str],
         step = build_model_garden_step(dims, data_dir, dims.batch_size, learning_rate=cfg.train.learning_rate,
                                        disc_weight=cfg.train.disc_weight, seed=cfg.train.seed)
         return step, dims.tokens_per_step
-    from electra_tf.training.trainer import Trainer
+    from electra_tf.training.builder import build_pretraining
 
-    model_dir = tempfile.mkdtemp(prefix=f"bench-{spec.name}-")
-    atexit.register(shutil.rmtree, model_dir, ignore_errors=True)
-    trainer = Trainer(cfg, model_dir, export=False, progress=False)
-    return trainer.steps.train_step, trainer.cfg.train.batch_size * trainer.cfg.data.max_seq_length
+    run = build_pretraining(cfg)  # models, optimizers and the step; nothing written
+    return run.train_step, run.cfg.train.batch_size * run.cfg.data.max_seq_length
 
 
 def _timed_calls(fn: Callable[[], object], calls: int) -> List[float]:
@@ -124,7 +119,7 @@ def measure_pipeline(cfg, batches: int = 60) -> Dict[str, float]:
 
     d = cfg.data
     ds = pretraining_dataset(d.path, batch_size=cfg.train.batch_size, max_seq_length=d.max_seq_length,
-                             mask_prob=d.mask_prob, max_predictions=d.num_predictions,
+                             mask_prob=d.mask_prob, max_predictions=d.max_predictions,
                              mask_token_prob=d.mask_token_prob, seed=cfg.train.seed, shuffle_buffer=d.shuffle_buffer)
     it = iter(ds)
     for _ in range(5):

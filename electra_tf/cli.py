@@ -3,10 +3,13 @@
 import logging
 import os
 
-log = logging.getLogger("electra_tf")
+from electra_tf.exit_codes import BAD_INPUT as EXIT_BAD_INPUT
+from electra_tf.exit_codes import DIVERGED as EXIT_DIVERGED
+from electra_tf.exit_codes import IO_ERROR as EXIT_IO_ERROR
+from electra_tf.exit_codes import OK as EXIT_OK
+from electra_tf.exit_codes import PREEMPTED as PREEMPTED_EXIT_CODE
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
-EXIT_IO_ERROR = 74  # EX_IOERR: a checkpoint could not be written (e.g. disk full); the previous ones are kept
+log = logging.getLogger("electra_tf")
 
 
 def parse_profile_steps(text):
@@ -39,11 +42,15 @@ def run_pretraining(args):
         return EXIT_BAD_INPUT, [f"error: {exc}"]
     from electra_tf.data.manifest import DataError
     from electra_tf.training.checkpoints import CheckpointSaveError
-    from electra_tf.training.trainer import PREEMPTED_EXIT_CODE, DivergenceError, Preempted, Trainer, config_summary
+    from electra_tf.training.trainer import DivergenceError, Preempted, Trainer, config_summary
 
+    exporter = None
+    if not args.no_export:
+        from electra_tf.export import export_models as exporter
     try:
         trainer = Trainer(cfg, args.model_dir, strategy, overwrite=args.overwrite, init_from=args.init_from,
-                          profile_steps=profile, export=not args.no_export, progress=not args.no_progress)
+                          profile_steps=profile, export=exporter,
+                          progress=not args.no_progress)
         log.info("%s", config_summary(trainer.cfg))
         log.info("data: %s (%s train examples)", trainer.data_dir,
                  trainer.manifest.get("examples", {}).get("train"))

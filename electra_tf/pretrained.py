@@ -14,10 +14,21 @@ import yaml
 
 from electra_tf.config import config_from_dict
 from electra_tf.models import build_models
-from electra_tf.training.checkpoints import latest_checkpoint_path
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
+
+
+def latest_checkpoint_path(path):
+    """A checkpoint prefix from a model dir, a ``checkpoints/`` dir or a prefix itself."""
+    for candidate in (os.path.join(path, "checkpoints"), path):
+        if os.path.isdir(candidate):
+            found = tf.train.latest_checkpoint(candidate)
+            if found:
+                return found
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    return None
 
 
 def find_config(path):

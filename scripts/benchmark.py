@@ -13,6 +13,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from electra_tf import exit_codes  # noqa: E402 - after the path, like bench/
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -51,7 +53,7 @@ def main(argv=None):
             check_output_file(args.json, "--json")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     from bench.runner import markdown, run_benchmark
 
     figures = run_benchmark(
@@ -64,7 +66,7 @@ def main(argv=None):
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=2, sort_keys=True)
             f.write("\n")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

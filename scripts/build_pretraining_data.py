@@ -20,6 +20,8 @@ import argparse
 import logging
 import sys
 
+from electra_tf import exit_codes
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,9 +70,9 @@ def main(argv=None):
                                               workers=args.workers, progress=not args.no_progress, **common)
     except (ValueError, ImportError) as exc:  # ImportError: --runner without apache-beam
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     print(f"{args.output}: {manifest['examples']['train']} train, {manifest['examples']['eval']} eval sequences")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import argparse
 import logging
 import sys
 
+from electra_tf import exit_codes
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,9 +46,9 @@ def main(argv=None):
                            num_threads=args.threads)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     print(path)
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

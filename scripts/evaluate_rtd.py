@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 
+from electra_tf import exit_codes
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -49,7 +51,7 @@ def main(argv=None):
             check_output_file(args.json, "--json")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     from electra_tf.data.manifest import DataError
     from electra_tf.evaluation.rtd import format_table, run_evaluation
 
@@ -60,14 +62,14 @@ def main(argv=None):
                                     mask_prob=args.mask_prob)
     except (DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     print(format_table(evaluation.results, evaluation.corruption))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(evaluation.results, f, indent=2)
             f.write("\n")
         print(f"wrote {args.json}")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from electra_tf import exit_codes
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -41,10 +43,10 @@ def main(argv=None):
                                  max_seq_length=args.max_seq_length, checkpoint=args.checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     for name, path in paths.items():
         print(f"{name + ':':15s}{path}")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from electra_tf import exit_codes
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -28,7 +30,7 @@ def main(argv=None):
         strategy = make_strategy(args.strategy, args.cpu_replicas)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     code, lines = run_finetuning(args, strategy)
     stream = sys.stderr if code else sys.stdout
     for line in lines:

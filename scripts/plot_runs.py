@@ -9,6 +9,8 @@ import argparse
 import logging
 import sys
 
+from electra_tf import exit_codes
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,7 +31,7 @@ def main(argv=None):
     labels = args.labels.split(",") if args.labels else None
     if labels and len(labels) != len(args.model_dirs):
         print(f"error: --labels has {len(labels)} names for {len(args.model_dirs)} dirs", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     from electra_tf.paths import check_output_file
 
     try:
@@ -37,9 +39,9 @@ def main(argv=None):
         out = plot_runs(args.model_dirs, args.out, metrics=metrics, labels=labels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     print(out)
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import logging
 import os
 import sys
 
+from electra_tf import exit_codes
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 COLUMNS = {
@@ -95,7 +97,7 @@ def run_transfer(args):
     print(f"\nfine-tuning: lr {recipe.learning_rate:g}, {recipe.epochs:g} epochs, median of seeds "
           f"{list(recipe.seeds)}; probe: logistic regression on mean-pooled top-layer states (x100)")
     print(f"results: {os.path.join(out, 'transfer.csv')}\nplot:    {os.path.join(out, 'transfer.png')}")
-    return 0
+    return exit_codes.OK
 
 
 def main(argv=None):
@@ -115,7 +117,7 @@ def main(argv=None):
         check_output_dir(out, "--out")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     code, rows = run_command(lambda: reproduce(
         args.experiment, out, steps=args.steps, batch_size=args.batch_size, config=args.config,
         standalone_steps=args.standalone_steps, standalone_generator=args.standalone_generator,
@@ -124,7 +126,7 @@ def main(argv=None):
         return code
     print(format_rows(rows, COLUMNS[args.experiment]))
     print(f"\nresults: {os.path.join(out, 'results.csv')}\nplot:    {os.path.join(out, args.experiment + '.png')}")
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import logging
 import os
 import sys
 
+from electra_tf import exit_codes
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -61,7 +63,7 @@ def main(argv=None):
         check_output_dir(args.out, "--out")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
 
     def sweep():
         # Bad settings fail here, before the standalone generator is trained.
@@ -89,7 +91,7 @@ def main(argv=None):
           f"{args.metric} {outcome.best_score:.4f} (phase 1 stopped: {outcome.phase1.reason}); "
           f"{len(ledger.runs)} trials run now, the rest from {ledger.path}")
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def test_preset_dimensions_match_design_table():
     tiny, small = load_config("tiny"), load_config("small")
     assert (tiny.model.num_layers, tiny.model.hidden_size, tiny.data.max_seq_length) == (2, 64, 64)
     assert (tiny.generator_dims().num_layers, tiny.generator_dims().hidden_size) == (2, 32)
-    assert (small.model.num_layers, small.model.hidden_size, small.model.emb_size) == (12, 256, 128)
+    assert (small.model.num_layers, small.model.hidden_size, small.model.embedding_size) == (12, 256, 128)
     assert small.generator_dims().hidden_size == 64 and small.model.vocab_size == 30522
 
 

@@ -21,6 +21,7 @@ from conftest import make_config, subprocess_env
 
 from electra_tf.data.tfrecords import vocab_path
 from electra_tf.data.vocab import CLS_ID, MASK_ID, SEP_ID
+from electra_tf.export import export_models
 from electra_tf.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +85,7 @@ def python_tokenize(sp, sentences, max_len, with_masks=False):
 def run(tmp_path_factory, tiny_data):
     """A 4-step pretraining run that exported at its end; the trainer keeps the in-memory models."""
     model_dir = str(tmp_path_factory.mktemp("export_run") / "run")
-    trainer = Trainer(make_config(tiny_data), model_dir, export=True, progress=False)
+    trainer = Trainer(make_config(tiny_data), model_dir, export=export_models, progress=False)
     trainer.train()
     sp = spm.SentencePieceProcessor(model_file=vocab_path(tiny_data))
     return trainer, os.path.join(model_dir, "export"), sp

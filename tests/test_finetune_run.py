@@ -32,10 +32,11 @@ FAST = FinetuneConfig(max_steps=4, batch_size=8, eval_every=2)
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, tiny_data):
     """A pretraining model dir (4 steps of the test-sized model) with its exports."""
+    from electra_tf.export import export_models
     from electra_tf.training.trainer import Trainer
 
     model_dir = str(tmp_path_factory.mktemp("pretrained"))
-    Trainer(make_config(tiny_data), model_dir, export=True, progress=False).train()
+    Trainer(make_config(tiny_data), model_dir, export=export_models, progress=False).train()
     return model_dir
 
 

@@ -67,7 +67,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# The masked-LM head is tied to another layer's table: it refuses to serialise
+# (tests/test_layer_harness.py) rather than round-trip untied.
+@pytest.mark.parametrize("name", sorted(set(CASES) - {"mlm_head"}))
 def test_config_round_trip_same_outputs(name):
     make, call, shape = CASES[name]
     layer = make()

@@ -7,14 +7,18 @@ import pytest
 import tensorflow as tf
 from conftest import make_config, run_pretrain
 
+from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.sampling import replaced_labels, scatter_replacements
-from electra_tf.training.metrics import discriminator_loss_sum, generator_loss_sum
-from electra_tf.training.trainer import Trainer
+from electra_tf.training.builder import build_pretraining
 
 
-def _trainer(tmp_path, data, name, *overrides):
-    cfg = make_config(data, *overrides)
-    return Trainer(cfg, str(tmp_path / name), export=False, progress=False)
+def _build(tmp_path, data, name, *overrides):
+    """Models, optimizers and steps of a test-sized config, built with nothing written (``tmp_path`` unused)."""
+    return build_pretraining(make_config(data, *overrides))
+
+
+def _batch(run, size=8):
+    return next(iter(run.dataset("train", batch_size=size)))
 
 
 def _values(variables):
@@ -50,18 +54,18 @@ def test_lambda_cancels_under_adam_except_on_shared_embeddings(tmp_path, tiny_da
               f"train.learning_rate={lr}", f"train.adam_beta2={beta2}", "train.seed=5", "train.deterministic=true"]
     updates = {}
     for weight in (1, 50):
-        trainer = _trainer(tmp_path, tiny_data, f"w{weight}", *common, f"train.disc_weight={weight}")
-        variables = trainer.generator.trainable_variables + trainer.discriminator.trainable_variables
+        run = _build(tmp_path, tiny_data, f"w{weight}", *common, f"train.disc_weight={weight}")
+        variables = run.generator.trainable_variables + run.discriminator.trainable_variables
         before = _values(variables)
-        trainer.steps.train_step()
+        run.steps.train_step()
         after = _values(variables)
         updates[weight] = {k: after[k].astype(np.float64) - before[k] for k in before}
         # An update is read as a difference of float32 values: it is known to one ulp of the
         # variable, and predicting the λ=50 update from the λ=1 one can amplify that up to 50x.
         ulp = {k: np.spacing(np.maximum(np.abs(before[k]), np.abs(after[k])).astype(np.float32)) for k in before}
-        shared = trainer.generator.encoder.word_embedding.embeddings.path
-        gen_only = {v.path for v in trainer.generator.trainable_variables} - {shared}
-        disc_only = {v.path for v in trainer.discriminator.trainable_variables} - {shared}
+        shared = run.generator.encoder.word_embedding.embeddings.path
+        gen_only = {v.path for v in run.generator.trainable_variables} - {shared}
+        disc_only = {v.path for v in run.discriminator.trainable_variables} - {shared}
     assert disc_only and gen_only
     for path in disc_only:
         # D's gradient is 50x larger with λ=50; nothing else differs.
@@ -80,18 +84,18 @@ def test_lambda_cancels_under_adam_except_on_shared_embeddings(tmp_path, tiny_da
 
 
 def test_decoupled_optimizers_partition_and_isolate(tmp_path, tiny_data):
-    trainer = _trainer(tmp_path, tiny_data, "dec", "train.mode=decoupled", "train.generator_lr=1e-12",
+    run = _build(tmp_path, tiny_data, "dec", "train.mode=decoupled", "train.generator_lr=1e-12",
                        "train.discriminator_lr=1e-3", "train.warmup_steps=0")
-    gen_group, disc_group = trainer.groups
+    gen_group, disc_group = run.groups
     gen_ids, disc_ids = {id(v) for v in gen_group.variables}, {id(v) for v in disc_group.variables}
-    everything = {id(v) for v in trainer.generator.trainable_variables + trainer.discriminator.trainable_variables}
+    everything = {id(v) for v in run.generator.trainable_variables + run.discriminator.trainable_variables}
     assert not gen_ids & disc_ids
     assert gen_ids | disc_ids == everything
 
     # L_D sends no gradient into the generator.
-    batch = next(iter(trainer._dataset("train", 8)))
+    batch = _batch(run)
     with tf.GradientTape() as tape:
-        out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+        out = run.pretrainer(batch, tf.constant([1, 2]), training=True)
         disc_loss = discriminator_loss_sum(out["disc_logits"], out["labels"], batch["input_mask"])
     grads = tape.gradient(disc_loss, gen_group.variables)
     assert all(g is None or not np.any(tf.convert_to_tensor(g).numpy()) for g in grads)
@@ -99,7 +103,7 @@ def test_decoupled_optimizers_partition_and_isolate(tmp_path, tiny_data):
     # A near-zero generator lr freezes the generator while the discriminator learns.
     g_before, d_before = _values(gen_group.variables), _values(disc_group.variables)
     for _ in range(2):
-        trainer.steps.train_step()
+        run.steps.train_step()
     g_after, d_after = _values(gen_group.variables), _values(disc_group.variables)
     assert max(np.abs(g_after[k] - g_before[k]).max() for k in g_before) < 1e-9
     assert all(np.abs(d_after[k] - d_before[k]).max() > 0 for k in d_before)
@@ -137,16 +141,16 @@ def test_labels_mark_exactly_the_changed_tokens():
 
 
 def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
-    trainer = _trainer(tmp_path, tiny_data, "gdes", "embedding_sharing=gdes", "train.mode=decoupled")
-    shared = trainer.generator.encoder.word_embedding.embeddings
-    delta = trainer.discriminator.encoder.word_embedding.delta
+    run = _build(tmp_path, tiny_data, "gdes", "embedding_sharing=gdes", "train.mode=decoupled")
+    shared = run.generator.encoder.word_embedding.embeddings
+    delta = run.discriminator.encoder.word_embedding.delta
     assert np.count_nonzero(delta.numpy()) == 0
-    gen_group, disc_group = trainer.groups
+    gen_group, disc_group = run.groups
     assert any(v is shared for v in gen_group.variables) and not any(v is shared for v in disc_group.variables)
     assert any(v is delta for v in disc_group.variables)
-    batch = next(iter(trainer._dataset("train", 8)))
+    batch = _batch(run)
     with tf.GradientTape(persistent=True) as tape:
-        out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+        out = run.pretrainer(batch, tf.constant([1, 2]), training=True)
         gen_loss = generator_loss_sum(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
         disc_loss = discriminator_loss_sum(out["disc_logits"], out["labels"], batch["input_mask"])
 
@@ -157,7 +161,7 @@ def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
     assert norm(tape.gradient(gen_loss, delta)) == 0.0
     assert norm(tape.gradient(gen_loss, shared)) > 0.0
     assert norm(tape.gradient(disc_loss, delta)) > 0.0
-    trainer.steps.train_step()
+    run.steps.train_step()
     assert np.count_nonzero(delta.numpy()) > 0
 
 
@@ -196,10 +200,10 @@ def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data):
     common = ["model.dropout=0.0", "model.attention_dropout=0.0", "train.warmup_steps=0", "train.seed=2"]
     results = []
     for accum in (1, 2):
-        trainer = _trainer(tmp_path, tiny_data, f"acc{accum}", *common, f"train.grad_accum_steps={accum}")
-        trainer.steps.train_step()
-        results.append([v.numpy() for v in trainer.generator.weights + trainer.discriminator.weights])
-        sums, _ = trainer.steps.read_window()
+        run = _build(tmp_path, tiny_data, f"acc{accum}", *common, f"train.grad_accum_steps={accum}")
+        run.steps.train_step()
+        results.append([v.numpy() for v in run.generator.weights + run.discriminator.weights])
+        sums, _ = run.steps.read_window()
         results.append(sums)
     one, one_sums, two, two_sums = results
     for a, b in zip(one, two):
@@ -211,21 +215,21 @@ def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data):
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_keeps_losses_and_sampling_in_float32(tmp_path, tiny_data, precision):
-    trainer = _trainer(tmp_path, tiny_data, precision, f"train.mixed_precision={precision}")
-    batch = next(iter(trainer._dataset("train", 8)))
-    out = trainer.pretrainer(batch, tf.constant([1, 2]), training=True)
+    run = _build(tmp_path, tiny_data, precision, f"train.mixed_precision={precision}")
+    batch = _batch(run)
+    out = run.pretrainer(batch, tf.constant([1, 2]), training=True)
     assert out["gen_logits"].dtype == tf.float32 and out["disc_logits"].dtype == tf.float32
-    assert trainer.discriminator.encoder.blocks[0].compute_dtype == precision
-    assert all(v.dtype == tf.float32 for v in trainer.discriminator.trainable_variables)
+    assert run.discriminator.encoder.blocks[0].compute_dtype == precision
+    assert all(v.dtype == tf.float32 for v in run.discriminator.trainable_variables)
     for _ in range(3):
-        _, finite = trainer.steps.train_step()
-    sums, steps = trainer.steps.read_window()
+        _, finite = run.steps.train_step()
+    sums, steps = run.steps.read_window()
     assert steps == 3 and np.isfinite(sums["gen_loss_sum"]) and np.isfinite(sums["disc_loss_sum"])
     if precision == "float16":
-        assert all(g.loss_scale is not None for g in trainer.groups)
-        assert bool(finite) and float(trainer.groups[0].loss_scale.numpy()) == 2.0 ** 15
+        assert all(g.loss_scale is not None for g in run.groups)
+        assert bool(finite) and float(run.groups[0].loss_scale.numpy()) == 2.0 ** 15
     else:
-        assert all(g.loss_scale is None for g in trainer.groups)
+        assert all(g.loss_scale is None for g in run.groups)
 
 
 @pytest.mark.slow
@@ -233,10 +237,10 @@ def test_jit_compiled_step_matches_the_plain_step(tmp_path, tiny_data):
     common = ["model.dropout=0.0", "model.attention_dropout=0.0", "train.warmup_steps=0", "train.seed=4"]
     losses = []
     for jit in ("false", "true"):
-        trainer = _trainer(tmp_path, tiny_data, f"jit{jit}", *common, f"train.jit_compile={jit}")
+        run = _build(tmp_path, tiny_data, f"jit{jit}", *common, f"train.jit_compile={jit}")
         for _ in range(2):
-            trainer.steps.train_step()
-        sums, _ = trainer.steps.read_window()
+            run.steps.train_step()
+        sums, _ = run.steps.read_window()
         losses.append(sums["gen_loss_sum"] / sums["gen_count"])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 
@@ -263,12 +267,12 @@ def test_recomputed_blocks_train_exactly_like_stored_activations(tmp_path, tiny_
     common = ["model.dropout=0.2", "model.attention_dropout=0.2", "train.warmup_steps=0", "train.seed=6"]
     runs = []
     for recompute in ("false", "true"):
-        trainer = _trainer(tmp_path, tiny_data, f"recompute{recompute}", *common, f"train.recompute={recompute}")
-        assert trainer.discriminator.encoder.recompute_blocks is (recompute == "true")
+        run = _build(tmp_path, tiny_data, f"recompute{recompute}", *common, f"train.recompute={recompute}")
+        assert run.discriminator.encoder.recompute_blocks is (recompute == "true")
         for _ in range(2):
-            trainer.steps.train_step()
-        sums, _ = trainer.steps.read_window()
-        runs.append((sums, _values(trainer.generator.weights + trainer.discriminator.weights)))
+            run.steps.train_step()
+        sums, _ = run.steps.read_window()
+        runs.append((sums, _values(run.generator.weights + run.discriminator.weights)))
     (plain_sums, plain), (re_sums, re) = runs
     assert plain_sums["gen_loss_sum"] == re_sums["gen_loss_sum"]
     assert plain_sums["disc_loss_sum"] == re_sums["disc_loss_sum"]

@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 from conftest import make_config, pretrain_command, run_pretrain, subprocess_env
 
-from electra_tf.training.trainer import PREEMPTED_EXIT_CODE, Trainer
+from electra_tf.exit_codes import PREEMPTED as PREEMPTED_EXIT_CODE
+from electra_tf.training.builder import build_pretraining
+from electra_tf.training.trainer import Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DET = ["train.deterministic=true", "train.seed=7", "train.log_every=5", "train.checkpoint_every=10"]
@@ -124,7 +126,7 @@ def test_divergence_guard_skips_then_stops_and_keeps_the_good_checkpoint(tmp_pat
 
 
 def test_skipped_step_leaves_variables_and_optimizer_untouched(tmp_path, tiny_data):
-    trainer = Trainer(make_config(tiny_data), str(tmp_path / "m"), export=False, progress=False)
+    trainer = build_pretraining(make_config(tiny_data))
     trainer.steps.train_step()
     before = [v.numpy().copy() for v in trainer.discriminator.weights]
     iterations = [int(g.optimizer.iterations.numpy()) for g in trainer.groups]
@@ -144,7 +146,7 @@ def test_warm_start_loads_weights_not_optimizer_state(tmp_path, tiny_data):
     source = tmp_path / "source"
     run_pretrain(source, tiny_data, steps=4)
     cfg = make_config(tiny_data)
-    trainer = Trainer(cfg, str(tmp_path / "warm"), export=False, progress=False, init_from=str(source))
+    trainer = build_pretraining(cfg)
     from electra_tf.training.warm_start import warm_start
 
     warm_start(str(source), trainer.generator, trainer.discriminator)
@@ -157,7 +159,7 @@ def test_warm_start_loads_weights_not_optimizer_state(tmp_path, tiny_data):
     assert np.abs(source_disc.rtd_head.logit.kernel.numpy()).sum() > 0
     assert all(int(g.optimizer.iterations.numpy()) == 0 for g in trainer.groups)
     # The same works from the exports alone.
-    other = Trainer(cfg, str(tmp_path / "warm2"), export=False, progress=False)
+    other = build_pretraining(cfg)
     warm_start(str(source / "export"), other.generator, other.discriminator)
     np.testing.assert_array_equal(other.discriminator.rtd_head.logit.kernel.numpy(),
                                   source_disc.rtd_head.logit.kernel.numpy())
@@ -233,7 +235,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny
 def test_interrupted_export_leaves_no_partial_export(tmp_path, tiny_data, monkeypatch):
     from electra_tf import export as export_module
 
-    trainer = Trainer(make_config(tiny_data), str(tmp_path / "m"), progress=False)
+    trainer = Trainer(make_config(tiny_data), str(tmp_path / "m"), progress=False, export=export_module.export_models)
     real_save = tf.saved_model.save
 
     def dying_save(module, path, signatures=None, **kwargs):

@@ -31,7 +31,7 @@ def runs(tmp_path_factory, tiny_data):
     """A trained run (its generator is the fixed one), an untrained export and one of another vocabulary."""
     root = tmp_path_factory.mktemp("rtd")
     trained = str(root / "trained")
-    trainer = Trainer(make_config(tiny_data, *TRAINING), trained, export=True, progress=False)
+    trainer = Trainer(make_config(tiny_data, *TRAINING), trained, export=export_models, progress=False)
     trainer.train()
     generator, discriminator = build_models(trainer.cfg)
     untrained = export_models(str(root / "untrained"), generator, discriminator, trainer.cfg,

@@ -13,7 +13,7 @@ scored on exactly the same corrupted tokens:
    ``(seed, example index)``; a sample equal to the original counts as real;
 3. each discriminator (no dropout) scores every real position; accuracy,
    precision, recall, F1 (replaced = positive, threshold 0.5) and ROC AUC come
-   from :mod:`electra_tf.training.metrics`, as in training.
+   from :mod:`electra_tf.models.rtd_metrics`, as in training.
 
 The numbers depend only on the generator, the data, ``seed`` and the masking
 settings: not on the batch size or on which other discriminators are scored.
@@ -35,16 +35,16 @@ import tensorflow as tf
 from electra_tf.data.manifest import load_manifest
 from electra_tf.data.tfrecords import pretraining_dataset, vocab_path
 from electra_tf.data.vocab import file_sha256
-from electra_tf.models.sampling import gumbel_sample, replaced_labels, scatter_replacements
+from electra_tf.models import ElectraPretrainer
+from electra_tf.models import rtd_metrics as M
 from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
-from electra_tf.training import metrics as M
+from electra_tf.seeds import RTD_SAMPLING
 
 log = logging.getLogger(__name__)
 
 RESULT_KEYS = ("discriminator", "accuracy", "precision", "recall", "f1", "auc")
 _METRIC_NAMES = {"accuracy": "disc_accuracy", "precision": "disc_precision", "recall": "disc_recall",
                  "f1": "disc_f1", "auc": "disc_auc"}
-_SAMPLING_STREAM = 104_729  # keeps the sampling seeds apart from the masking seeds (seed, index)
 
 
 @dataclasses.dataclass
@@ -205,19 +205,17 @@ def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=No
     dataset = dataset.unbatch().take(min(num_examples or available, available)).batch(batch_size)
 
     batch_spec = {key: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype) for key, spec in dataset.element_spec.items()}
+    corrupter = ElectraPretrainer(generator, temperature=temperature, name="rtd_corrupter")
 
     @tf.function(input_signature=[batch_spec, tf.TensorSpec([], tf.int64)])
     def corrupt(batch, first_index):
-        logits = generator({"input_ids": batch["masked_input_ids"], "input_mask": batch["input_mask"],
-                            "masked_positions": batch["masked_positions"]}, training=False)["logits"]
         # Row i of the batch draws with the seed (seed + stream, first_index + i): keyed by the example.
-        sampled = gumbel_sample(logits, tf.stack([tf.constant(seed + _SAMPLING_STREAM, tf.int64), first_index]),
-                                temperature)
-        corrupted = scatter_replacements(batch["input_ids"], batch["masked_positions"], sampled,
-                                         batch["masked_weights"])
-        labels = replaced_labels(batch["input_ids"], corrupted, batch["input_mask"])
-        outputs = {"gen_logits": logits, "disc_logits": tf.zeros(tf.shape(labels)), "labels": labels}
-        return corrupted, labels, M.rtd_sums(outputs, batch)
+        out = corrupter.corrupt(batch, tf.stack([tf.constant(seed + RTD_SAMPLING, tf.int64), first_index]),
+                                training=False)
+        sums = M.generator_sums(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
+        mask = tf.cast(batch["input_mask"], tf.float32)
+        sums.update(tokens=tf.reduce_sum(mask), replaced=tf.reduce_sum(tf.cast(out["labels"], tf.float32) * mask))
+        return out["corrupted_ids"], out["labels"], sums
 
     out = Corruption([], generator_name, data_dir, split, seed, generator.encoder.vocab_size,
                      int(manifest["max_seq_length"]))
@@ -229,8 +227,7 @@ def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=No
                             "masked_weights": batch["masked_weights"].numpy()})
         out.examples += int(labels.shape[0])
         M.add_sums(total, {k: v.numpy() for k, v in sums.items()})
-    out.tokens, out.masked, out.replaced = (int(total["disc_count"]), int(total["gen_count"]),
-                                            int(total["actual_pos"]))
+    out.tokens, out.masked, out.replaced = int(total["tokens"]), int(total["gen_count"]), int(total["replaced"])
     out.generator_accuracy = M.summarize(total)["gen_accuracy"]
     log.info("%s", out.describe())
     return out
@@ -253,11 +250,7 @@ def score_discriminator(discriminator, corruption):
     total = {}
     for batch in corruption.batches:
         logits = logits_of(batch["corrupted_ids"], batch["input_mask"])
-        # The metrics module reports generator and discriminator together; the
-        # generator part was counted in corrupt_held_out, so a stand-in is passed.
-        stand_in = tf.zeros(batch["masked_ids"].shape + (1,))
-        sums = M.rtd_sums({"gen_logits": stand_in, "disc_logits": logits, "labels": batch["labels"]}, batch,
-                          gen_loss_sum=tf.constant(0.0))
+        sums = M.discriminator_sums(logits, batch["labels"], batch["input_mask"])
         M.add_sums(total, {k: v.numpy() for k, v in sums.items()})
         hist = M.auc_histograms(logits, batch["labels"], batch["input_mask"]).numpy().astype(np.float64)
         total["auc_hist"] = total.get("auc_hist", 0.0) + hist

@@ -65,7 +65,7 @@ def standalone_encoder(discriminator):
         (up to the rounding of a mixed-precision compute dtype: the copy computes in float32).
     """
     source = discriminator.encoder
-    config = {**source.get_config(), "dtype": "float32", "name": "encoder"}
+    config = {**source.untied_config(), "dtype": "float32", "name": "encoder"}
     encoder = Encoder.from_config(config)
     encoder.build()
     source_table = source.embeddings.word_embedding

@@ -104,6 +104,9 @@ class Embeddings(keras.layers.Layer):
         return tuple(input_shape) + (self.hidden_size,)
 
     def get_config(self):
+        if self.shares_word_embedding:
+            raise NotImplementedError(f"Embeddings {self.name!r} reads another layer's word embedding table; a "
+                                      "config round trip would untie it (rebuild the sharing in code)")
         config = super().get_config()
         config.update({
             "vocab_size": self.vocab_size,

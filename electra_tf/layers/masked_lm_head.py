@@ -69,17 +69,8 @@ class MaskedLMHead(keras.layers.Layer):
         return tuple(positions_shape) + (self.embedding.input_dim,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update({
-            "embedding": keras.saving.serialize_keras_object(self.embedding),
-            "activation": self.activation,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "initializer_range": self.initializer_range,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embedding"] = keras.saving.deserialize_keras_object(config["embedding"])
-        return cls(**config)
+        # As Model Garden's MaskedLM: the output weights are another layer's table, which a config cannot
+        # hold without untying it; the model that owns both (Generator) is what serialises.
+        raise NotImplementedError(f"MaskedLMHead {self.name!r} is tied to the embedding "
+                                  f"{self.embedding.name!r} and cannot be serialised on its own; serialise the "
+                                  "Generator that owns both")

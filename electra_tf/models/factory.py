@@ -14,7 +14,7 @@ def encoder_kwargs(cfg: ElectraConfig, which: str) -> dict:
     if not isinstance(m.vocab_size, int):
         raise ValueError("model.vocab_size is 'auto': resolve it from the data manifest before building models")
     kwargs = dict(
-        vocab_size=m.vocab_size, embedding_size=m.emb_size, dropout=m.dropout,
+        vocab_size=m.vocab_size, embedding_size=m.embedding_size, dropout=m.dropout,
         attention_dropout=m.attention_dropout, activation=m.activation, initializer_range=m.initializer_range,
         layer_norm_epsilon=m.layer_norm_epsilon, max_position_embeddings=m.max_position_embeddings,
         absolute_positions=m.absolute_positions, relative_buckets=m.relative_buckets,
@@ -22,7 +22,7 @@ def encoder_kwargs(cfg: ElectraConfig, which: str) -> dict:
     )
     if which == "discriminator":
         kwargs.update(hidden_size=m.hidden_size, num_layers=m.num_layers, num_heads=m.num_heads,
-                      intermediate_size=m.ffn_size)
+                      intermediate_size=m.intermediate_size)
     elif which == "generator":
         g = cfg.generator_dims()
         kwargs.update(hidden_size=g.hidden_size, num_layers=g.num_layers, num_heads=g.num_heads,
@@ -44,7 +44,7 @@ def build_models(cfg: ElectraConfig, dtype=None):
     if cfg.embedding_sharing in ("shared", "gdes"):
         m = cfg.model
         shared_table = keras.layers.Embedding(
-            m.vocab_size, m.emb_size, embeddings_initializer=keras.initializers.TruncatedNormal(
+            m.vocab_size, m.embedding_size, embeddings_initializer=keras.initializers.TruncatedNormal(
                 stddev=m.initializer_range), dtype=dtype, name="word_embeddings")
         shared_table.build((None, None))
     disc_table = shared_table

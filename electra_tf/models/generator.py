@@ -26,8 +26,8 @@ class Generator(keras.Model):
     TensorShape([1, 1, 10])
     """
 
-    def __init__(self, word_embedding=None, name="generator", **encoder_kwargs):
-        super().__init__(name=name, dtype=encoder_kwargs.pop("dtype", None))
+    def __init__(self, word_embedding=None, name="generator", dtype=None, trainable=True, **encoder_kwargs):
+        super().__init__(name=name, dtype=dtype, trainable=trainable)
         policy = self.dtype_policy
         # === Layers ===
         self.encoder = Encoder(word_embedding=word_embedding, dtype=policy, name="encoder", **encoder_kwargs)
@@ -52,4 +52,9 @@ class Generator(keras.Model):
         return {"logits": logits, "sequence_output": encoded["sequence_output"]}
 
     def get_config(self):
-        return {"name": self.name, **self.encoder_kwargs}
+        """Name, dtype policy and encoder arguments; refused when the word embedding is another model's."""
+        if self.encoder.embeddings.shares_word_embedding:
+            raise NotImplementedError(f"{type(self).__name__} {self.name!r} reads a word embedding shared with "
+                                      "another model; a config round trip would untie it. Rebuild the pair with "
+                                      "electra_tf.models.build_models, or serialise each model without sharing")
+        return {**super().get_config(), **self.encoder_kwargs}

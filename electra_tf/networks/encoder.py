@@ -129,6 +129,15 @@ class Encoder(keras.Model):
         return self.embeddings.word_embedding
 
     def get_config(self):
+        """The constructor arguments; refused when the word embedding is another model's."""
+        if self.embeddings.shares_word_embedding:
+            raise NotImplementedError(f"Encoder {self.name!r} reads a word embedding shared with another model; a "
+                                      "config round trip would untie it. untied_config() gives the config of an "
+                                      "encoder of the same architecture owning its table")
+        return self.untied_config()
+
+    def untied_config(self):
+        """The config of an encoder of this architecture that owns its word embedding."""
         config = super().get_config()
         config.update({
             "vocab_size": self.vocab_size,

@@ -3,11 +3,10 @@
 import sys
 from typing import Any, Callable, Tuple, Type
 
+from electra_tf.exit_codes import BAD_INPUT as EXIT_BAD_INPUT
+from electra_tf.exit_codes import PREEMPTED as EXIT_INTERRUPTED  # resumable: run the same command again
+from electra_tf.exit_codes import TRIAL_FAILED as EXIT_TRIAL_FAILED
 from electra_tf.research.trials import TrialFailed, TrialInterrupted, interrupt_on_sigterm
-
-EXIT_BAD_INPUT = 2
-EXIT_TRIAL_FAILED = 1
-EXIT_INTERRUPTED = 75  # resumable: run the same command again
 
 
 def run_command(action: Callable[[], Any], bad_input: Tuple[Type[BaseException], ...] = (ValueError,)

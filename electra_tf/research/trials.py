@@ -21,11 +21,13 @@ import sys
 import time
 from typing import Dict, Optional, Sequence
 
+from electra_tf.exit_codes import DIVERGED as EXIT_DIVERGED
+from electra_tf.exit_codes import OK as EXIT_OK
+from electra_tf.exit_codes import PREEMPTED as EXIT_PREEMPTED
 from electra_tf.training.run_log import read_metrics
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_PREEMPTED = 0, 2, 3, 75
 DEFAULT_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               "scripts", "pretrain.py")
 # Keys of the last training row and of the final held-out eval row kept in a trial's result.

@@ -126,15 +126,3 @@ class CheckpointKeeper:
     def close(self):
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
-
-
-def latest_checkpoint_path(path):
-    """A checkpoint prefix from a model dir, a ``checkpoints/`` dir or a prefix itself."""
-    for candidate in (os.path.join(path, "checkpoints"), path):
-        if os.path.isdir(candidate):
-            found = tf.train.latest_checkpoint(candidate)
-            if found:
-                return found
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    return None

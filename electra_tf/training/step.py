@@ -2,37 +2,40 @@
 
 import tensorflow as tf
 
+from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
+from electra_tf.models.rtd_metrics import SUM_KEYS, auc_histograms, rtd_sums
 from electra_tf.models.sampling import example_seeds
-from electra_tf.training.metrics import SUM_KEYS, auc_histograms, discriminator_loss_sum, generator_loss_sum, rtd_sums
-
-LOSS_SCALE_INIT = 2.0 ** 15
-LOSS_SCALE_GROWTH_INTERVAL = 2000
+from electra_tf.seeds import EVAL_SAMPLING, TRAIN_SAMPLING
 
 
 class OptimizerGroup:
     """One optimizer, the variables it owns, its clip norm and (float16) loss scale.
 
-    ``loss_part`` says which loss trains these variables: ``"joint"`` (L_G + λ·L_D),
-    ``"generator"`` (L_G) or ``"discriminator"`` (L_D).
+    ``name`` is the objective's key of the loss that trains these variables:
+    ``"joint"`` (L_G + λ·L_D), ``"generator"`` (L_G) or ``"discriminator"`` (L_D).
+
+    Args:
+        name: the group's (and its loss's) name.
+        optimizer: a Keras optimizer built on ``variables``.
+        variables: the variables this optimizer updates.
+        clip_norm: clip the group's global gradient norm to this; 0 = no clipping.
+        scaler: a :class:`~electra_tf.training.loss_scale.DynamicLossScale`, or None.
     """
 
-    def __init__(self, name, optimizer, variables, clip_norm, loss_part, dynamic_loss_scale):
+    def __init__(self, name, optimizer, variables, clip_norm, scaler=None):
         self.name = name
         self.optimizer = optimizer
         self.variables = list(variables)
         self.clip_norm = clip_norm
-        self.loss_part = loss_part
-        self.loss_scale = None
-        self.good_steps = None
-        if dynamic_loss_scale:
-            agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
-            self.loss_scale = tf.Variable(LOSS_SCALE_INIT, trainable=False, dtype=tf.float32,
-                                          name=f"{name}_loss_scale", aggregation=agg)
-            self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name=f"{name}_good_steps",
-                                          aggregation=agg)
+        self.scaler = scaler
+
+    @property
+    def loss_scale(self):
+        """The current loss scale variable, or None without loss scaling."""
+        return None if self.scaler is None else self.scaler.scale
 
     def scale(self):
-        return self.loss_scale if self.loss_scale is not None else tf.constant(1.0)
+        return self.scaler.scale if self.scaler is not None else tf.constant(1.0)
 
 
 def _to_dense(g):
@@ -51,14 +54,17 @@ class PretrainingSteps:
     a step whose loss or gradient is not finite is skipped.
     """
 
-    def __init__(self, strategy, pretrainer, groups, train_cfg, iterator, local_replicas=1):
+    def __init__(self, strategy, pretrainer, objective, groups, train_cfg, iterator, local_replicas=1):
+        if [g.name for g in groups] != list(objective.groups):
+            raise ValueError(f"the optimizer groups {[g.name for g in groups]} do not match the objective's "
+                             f"losses {list(objective.groups)}")
         self.strategy = strategy
         self.pretrainer = pretrainer
+        self.objective = objective
         self.groups = groups
         self.cfg = train_cfg
         self.iterator = iterator
         self.local_replicas = local_replicas
-        self.disc_weight = train_cfg.disc_weight if train_cfg.mode == "joint" else 1.0
         with strategy.scope():
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step", aggregation=agg)
@@ -119,13 +125,10 @@ class PretrainingSteps:
             outputs = self.pretrainer(batch, seed, training=True)
             gen_sum = generator_loss_sum(outputs["gen_logits"], batch["masked_ids"], batch["masked_weights"])
             disc_sum = discriminator_loss_sum(outputs["disc_logits"], outputs["labels"], batch["input_mask"])
-            gen_loss = gen_sum / gen_den
-            disc_loss = disc_sum / disc_den
+            losses = self.objective(gen_loss=gen_sum / gen_den, disc_loss=disc_sum / disc_den)
             total = 0.0
             for group, scale in zip(self.groups, scales):
-                part = {"generator": gen_loss, "discriminator": disc_loss,
-                        "joint": gen_loss + self.disc_weight * disc_loss}[group.loss_part]
-                total += scale * part
+                total += scale * losses[group.name]
         grads = tape.gradient(total, variables)
         sums = rtd_sums(outputs, batch, gen_sum, disc_sum)
         return grads, sums
@@ -139,7 +142,7 @@ class PretrainingSteps:
         grads, sums = None, None
         for micro in range(k):
             mb = batch if k == 1 else tf.nest.map_structure(lambda t: tf.split(t, k, axis=0)[micro], batch)
-            seeds = self._seeds(0, self.step, first + micro * micro_size, micro_size)
+            seeds = self._seeds(TRAIN_SAMPLING, self.step, first + micro * micro_size, micro_size)
             g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales)
             if grads is None:
                 grads, sums = g, s
@@ -202,9 +205,9 @@ class PretrainingSteps:
                    "consecutive_skips": self.consecutive_skips, "window_steps": self.window_steps,
                    "window": dict(self.window)}
         for group in self.groups:
-            if group.loss_scale is not None:
-                objects[f"{group.name}_loss_scale"] = group.loss_scale
-                objects[f"{group.name}_good_steps"] = group.good_steps
+            if group.scaler is not None:
+                objects[f"{group.name}_loss_scale"] = group.scaler.scale
+                objects[f"{group.name}_good_steps"] = group.scaler.good_steps
         return objects
 
     def _apply_all(self, grads):
@@ -213,17 +216,12 @@ class PretrainingSteps:
 
     def _update_loss_scales(self, finite):
         for group in self.groups:
-            if group.loss_scale is None:
-                continue
-            grow = tf.logical_and(finite, group.good_steps + 1 >= LOSS_SCALE_GROWTH_INTERVAL)
-            new_scale = tf.where(finite, tf.where(grow, group.loss_scale * 2.0, group.loss_scale),
-                                 tf.maximum(group.loss_scale / 2.0, 1.0))
-            group.loss_scale.assign(new_scale)
-            group.good_steps.assign(tf.where(finite & ~grow, group.good_steps + 1, tf.constant(0, tf.int64)))
+            if group.scaler is not None:
+                group.scaler.update(finite)
 
     def _eval_replica(self, batch, index):
         size = tf.shape(batch["input_ids"])[0]
-        seeds = self._seeds(7919, index, self._first_example(tf.cast(size, tf.int64)), size)
+        seeds = self._seeds(EVAL_SAMPLING, index, self._first_example(tf.cast(size, tf.int64)), size)
         outputs = self.pretrainer(batch, seeds, training=False)
         sums = rtd_sums(outputs, batch)
         hist = auc_histograms(outputs["disc_logits"], outputs["labels"], batch["input_mask"])

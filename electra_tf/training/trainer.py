@@ -8,20 +8,17 @@ import os
 import signal
 import time
 
-import keras
-import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from electra_tf.config import ElectraConfig, dump_config
-from electra_tf.data.builtin import ensure_builtin_data
-from electra_tf.data.manifest import check_manifest, check_vocab_file, load_manifest
-from electra_tf.data.tfrecords import corrupt_shard_error, pretraining_dataset, vocab_path
-from electra_tf.models import ElectraPretrainer, build_models
+from electra_tf.config import dump_config
+from electra_tf.data.tfrecords import corrupt_shard_error, vocab_path
+from electra_tf.exit_codes import PREEMPTED as PREEMPTED_EXIT_CODE
+from electra_tf.models import rtd_metrics as M
 from electra_tf.paths import check_output_dir
-from electra_tf.training import metrics as M
+from electra_tf.training.builder import build_pretraining, check_batch_split
 from electra_tf.training.checkpoints import CheckpointKeeper
-from electra_tf.training.optimizers import make_optimizer, partition_variables
+from electra_tf.training.data import resolve_data
 from electra_tf.training.run_dir import (
     ModelDirLock,
     check_resume_data,
@@ -30,14 +27,10 @@ from electra_tf.training.run_dir import (
     write_data_record,
 )
 from electra_tf.training.run_log import RunLog
-from electra_tf.training.step import OptimizerGroup, PretrainingSteps
-from electra_tf.training.strategy import is_chief, worker_info
+from electra_tf.training.strategy import is_chief
 from electra_tf.training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
-
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: saved at SIGTERM, run the same command again to continue
-POLICIES = {"none": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 class DivergenceError(RuntimeError):
@@ -52,23 +45,6 @@ class Preempted(Exception):
         self.step = step
 
 
-def resolve_data(cfg: ElectraConfig):
-    """Returns ``(cfg with vocab size resolved, data_dir, manifest)``; builds the built-in data when unset."""
-    data_dir = cfg.data.path
-    if not data_dir:
-        if cfg.model.vocab_size == "auto":
-            raise ValueError("model.vocab_size must be a number when data.path is unset "
-                             "(the built-in corpus is built with that many pieces)")
-        data_dir = ensure_builtin_data(cfg.data.builtin_dir, cfg.model.vocab_size, cfg.data.max_seq_length,
-                                       corpus_mb=cfg.data.builtin_corpus_mb, eval_fraction=cfg.data.eval_fraction,
-                                       seed=cfg.train.seed)
-    manifest = load_manifest(data_dir)
-    wanted_vocab = None if cfg.model.vocab_size == "auto" else cfg.model.vocab_size
-    check_manifest(manifest, wanted_vocab, cfg.data.max_seq_length, data_dir)
-    check_vocab_file(data_dir, manifest)
-    return cfg.with_vocab_size(manifest["vocab_size"]), data_dir, manifest
-
-
 class Trainer:
     """Pretrains a generator and a discriminator as one config says.
 
@@ -79,28 +55,30 @@ class Trainer:
         overwrite: discard a run of a different config in ``model_dir``.
         init_from: warm start from a model dir, checkpoint or export (weights only).
         profile_steps: ``(first, last)`` steps to trace with the TensorBoard profiler.
-        export: write SavedModels at the end.
+        export: called at the end of the run on the chief as
+            ``export(model_dir, generator, discriminator, cfg, vocab_model=...)``
+            (the CLI passes :func:`electra_tf.export.export_models`); None: no export.
         progress: show a progress bar.
     """
 
     def __init__(self, cfg, model_dir, strategy=None, overwrite=False, init_from=None, profile_steps=None,
-                 export=True, progress=True):
+                 export=None, progress=True):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = model_dir
         self.init_from = init_from
         self.profile_steps = profile_steps
-        self.do_export = export
+        if export is True:
+            raise ValueError("export must be a callable such as electra_tf.export.export_models, or None; got True "
+                             "(the training package does not import export/)")
+        self.exporter = export or None
         self.progress = progress
         self.chief = is_chief(self.strategy)
-        self.num_workers, self.worker_index = worker_info(self.strategy)
         self._stop_signal = None
+        self._profiling = False
 
-        # Config and data: the vocab size comes from the data dir's manifest.
+        # Config and data: the vocab size comes from the data dir's manifest (the built-in data is built here).
         self.cfg, self.data_dir, self.manifest = resolve_data(cfg)
-        t = self.cfg.train
-        if t.batch_size % (self.strategy.num_replicas_in_sync * t.grad_accum_steps):
-            raise ValueError(f"train.batch_size ({t.batch_size}) must be divisible by replicas x grad_accum_steps "
-                             f"({self.strategy.num_replicas_in_sync} x {t.grad_accum_steps})")
+        check_batch_split(self.cfg.train, self.strategy)
         self.lock = None
         self.resume = False
         if self.chief:  # one run per model dir; config.yaml is written once the start or resume succeeded
@@ -112,13 +90,15 @@ class Trainer:
                 self.close()
                 raise
 
-        # Determinism: seeded initialisation always; bitwise-reproducible kernels on request.
-        keras.utils.set_random_seed(t.seed)
-        if t.deterministic:
-            tf.config.experimental.enable_op_determinism()
-
         try:
-            self._build()
+            # Models, optimizers and steps (seeded from train.seed); then the checkpoint of their state.
+            self.run = build_pretraining(self.cfg, self.data_dir, self.strategy)
+            self.generator, self.discriminator = self.run.generator, self.run.discriminator
+            self.pretrainer, self.groups, self.steps = self.run.pretrainer, self.run.groups, self.run.steps
+            self._objects = self.run.checkpoint_objects()
+            self.checkpoint = tf.train.Checkpoint(**self._objects)
+            self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
+                                           keep=self.cfg.train.keep_checkpoints, is_chief=self.chief)
         except BaseException:
             self.close()
             raise
@@ -128,59 +108,6 @@ class Trainer:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-    # ------------------------------------------------------------------ construction
-    def _dataset(self, split, per_worker_batch, repeat=True, shuffle=True):
-        d = self.cfg.data
-        context = None
-        if self.num_workers > 1:
-            context = tf.distribute.InputContext(self.num_workers, self.worker_index,
-                                                 self.strategy.num_replicas_in_sync)
-        return pretraining_dataset(
-            self.data_dir, split=split, batch_size=per_worker_batch, max_seq_length=d.max_seq_length,
-            mask_prob=d.mask_prob, max_predictions=d.num_predictions, mask_token_prob=d.mask_token_prob,
-            seed=self.cfg.train.seed, shuffle_buffer=d.shuffle_buffer, repeat=repeat, shuffle=shuffle,
-            input_context=context, masking=d.masking)
-
-    def _build(self):
-        cfg, t = self.cfg, self.cfg.train
-        self.per_worker_batch = t.batch_size // self.num_workers
-        dataset = self._dataset("train", self.per_worker_batch)
-        self.iterator = iter(dataset)
-        local_replicas = max(1, self.strategy.num_replicas_in_sync // self.num_workers)
-        policy = POLICIES[t.mixed_precision]
-        with self.strategy.scope():
-            self.generator, self.discriminator = build_models(cfg, dtype=policy)
-            self.pretrainer = ElectraPretrainer(self.generator, self.discriminator, temperature=t.temperature,
-                                                disallow_correct=t.disallow_correct, name="electra_pretrainer")
-            gen_vars, disc_vars = partition_variables(self.generator, self.discriminator)
-            fp16 = t.mixed_precision == "float16"
-            if t.mode == "joint":
-                opt = make_optimizer(t.learning_rate, t, "optimizer")
-                self.groups = [OptimizerGroup("joint", opt, gen_vars + disc_vars, t.clip_norm, "joint", fp16)]
-            else:
-                self.groups = [
-                    OptimizerGroup("generator", make_optimizer(t.generator_lr, t, "generator_optimizer"), gen_vars,
-                                   t.gen_clip, "generator", fp16),
-                    OptimizerGroup("discriminator", make_optimizer(t.discriminator_lr, t, "discriminator_optimizer"),
-                                   disc_vars, t.disc_clip, "discriminator", fp16),
-                ]
-            for group in self.groups:
-                group.optimizer.build(group.variables)  # eagerly: a lazy build inside strategy.run fails
-            self.steps = PretrainingSteps(self.strategy, self.pretrainer, self.groups, t, self.iterator,
-                                          local_replicas)
-        objects = dict(generator=self.generator, discriminator=self.discriminator, iterator=self.iterator,
-                       dropout_seeds=_seed_states(self.generator, self.discriminator),
-                       **self.steps.checkpoint_objects())
-        if t.mode == "joint":
-            objects["optimizer"] = self.groups[0].optimizer
-        else:
-            objects["generator_optimizer"] = self.groups[0].optimizer
-            objects["discriminator_optimizer"] = self.groups[1].optimizer
-        self._objects = objects
-        self.checkpoint = tf.train.Checkpoint(**objects)
-        self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
-                                       keep=t.keep_checkpoints, is_chief=self.chief)
 
     # ------------------------------------------------------------------ helpers
     def _learning_rates(self):
@@ -195,16 +122,9 @@ class Trainer:
 
     def evaluate(self, steps=None):
         """RTD metrics (with AUC) on the held-out split, fixed masks and samples: the same on every call."""
-        steps = steps or self.cfg.train.eval_steps
         if not self.manifest.get("examples", {}).get("eval"):
             return None
-        dataset = self._dataset("eval", self.per_worker_batch, repeat=True, shuffle=False)
-        total = {}
-        for index, batch in enumerate(dataset.take(steps)):
-            sums, hist = self.steps.eval_step(batch, tf.constant(index, tf.int64))
-            M.add_sums(total, {k: v.numpy() for k, v in sums.items()})
-            total["auc_hist"] = total.get("auc_hist", 0) + hist.numpy().astype(np.float64)
-        return M.summarize(total)
+        return self.run.evaluate(steps)
 
     # ------------------------------------------------------------------ the loop
     def train(self):
@@ -283,7 +203,7 @@ class Trainer:
             if not finished:
                 self.close()
         try:
-            if self.do_export and self.chief:
+            if self.exporter is not None and self.chief:
                 self.export()
         finally:
             self.close()
@@ -329,22 +249,11 @@ class Trainer:
                         first, last, max_steps, first, max_steps)
 
     def export(self):
-        from electra_tf.export import export_models
-
-        return export_models(self.model_dir, self.generator, self.discriminator, self.cfg,
+        """Writes the SavedModels with the ``export`` callable (e.g. :func:`electra_tf.export.export_models`)."""
+        if self.exporter is None:
+            raise ValueError("this Trainer was built with export=None; pass export=electra_tf.export.export_models")
+        return self.exporter(self.model_dir, self.generator, self.discriminator, self.cfg,
                              vocab_model=vocab_path(self.data_dir))
-
-
-def _seed_states(*models):
-    """The state variables of the models' dropout seed generators, so a resume replays the same masks."""
-    states, seen = [], set()
-    for model in models:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            generator = getattr(layer, "seed_generator", None)
-            if generator is not None and id(generator.state) not in seen:
-                seen.add(id(generator.state))
-                states.append(generator.state)
-    return states
 
 
 def config_summary(cfg):

@@ -23,10 +23,11 @@ def main():
     import numpy as np
     from conftest import make_config
 
+    from electra_tf.export import export_models
     from electra_tf.training.trainer import Trainer
 
     cfg = make_config(data_dir, "train.max_steps=3", "train.checkpoint_every=3", "train.eval_every=3")
-    trainer = Trainer(cfg, model_dir, strategy, progress=False)
+    trainer = Trainer(cfg, model_dir, strategy, progress=False, export=export_models)
     trainer.train()
     variables = trainer.generator.weights + trainer.discriminator.weights
     np.savez(out, **{f"{i}": v.numpy() for i, v in enumerate(variables)})
