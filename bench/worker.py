@@ -25,6 +25,8 @@ import sys
 import time
 import traceback
 
+from electra_tf import exit_codes  # no TensorFlow: the import baseline stays TensorFlow's own
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
@@ -128,14 +130,14 @@ def main(argv=None) -> int:
                 if hasattr(step, "experimental_get_tracing_count"):
                     end["traces"] = step.experimental_get_tracing_count()  # 1: never retraced
                 say(end)
-                return 0
+                return exit_codes.OK
             else:
                 raise ValueError(f"unknown command {cmd!r}")
-        return 0
+        return exit_codes.OK
     except Exception as exc:  # reported to the runner, which names the system and shows the log
         traceback.print_exc()
         say({"error": f"{type(exc).__name__}: {exc}"})
-        return 1
+        return exit_codes.TRIAL_FAILED
 
 
 if __name__ == "__main__":

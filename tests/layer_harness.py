@@ -6,6 +6,8 @@ arguments and checks: an eager call (output shape), a symbolic call on
 ``get_config``/``from_config`` round trip with equal outputs and equal
 configs, a ``.keras`` save and load with equal outputs, and a call under the
 ``mixed_bfloat16`` policy (bfloat16 compute, float32 variables, finite outputs).
+A layer tied to another layer's weights (``serializable=False``) gets every
+check but the two that serialise it, which it refuses by design.
 """
 
 import os
@@ -34,7 +36,7 @@ def _assert_same(a, b, atol):
 
 
 def run_layer_test(cls, init_kwargs, inputs, expected_output_shape, expected_num_trainable_weights,
-                   call_kwargs=None, atol=1e-6, run_mixed_precision=True):
+                   call_kwargs=None, atol=1e-6, run_mixed_precision=True, serializable=True):
     """Runs every check on ``cls(**init_kwargs)`` called as ``layer(*inputs, **call_kwargs)``.
 
     Args:
@@ -46,6 +48,7 @@ def run_layer_test(cls, init_kwargs, inputs, expected_output_shape, expected_num
         call_kwargs: keyword tensor inputs (e.g. ``padding_mask``), part of the symbolic call too.
         atol: tolerance of "equal outputs" (0 asks for bitwise equality).
         run_mixed_precision: also call it under ``mixed_bfloat16``.
+        serializable: False for a layer tied to another's weights: no config or ``.keras`` round trip.
     """
     call_kwargs = call_kwargs or {}
     layer = cls(**init_kwargs)
@@ -62,6 +65,20 @@ def run_layer_test(cls, init_kwargs, inputs, expected_output_shape, expected_num
     sym_out = layer(*sym_inputs, **sym_kwargs)
     assert tuple(_first(sym_out).shape) == tuple(expected_output_shape), _first(sym_out).shape
 
+    if serializable:
+        _check_round_trips(cls, layer, inputs, call_kwargs, sym_inputs, sym_kwargs, sym_out, out, atol)
+
+    if run_mixed_precision:
+        mixed = cls(**{**init_kwargs, "dtype": "mixed_bfloat16"})
+        mixed_out = mixed(*inputs, **call_kwargs)
+        assert mixed.compute_dtype == "bfloat16" and mixed.variable_dtype == "float32"
+        assert all(w.dtype == "float32" for w in mixed.weights), [w.path for w in mixed.weights if w.dtype != "float32"]
+        tf.nest.map_structure(lambda t: np.testing.assert_array_equal(np.isfinite(np.asarray(t, np.float32)), True),
+                              mixed_out)
+    return out
+
+
+def _check_round_trips(cls, layer, inputs, call_kwargs, sym_inputs, sym_kwargs, sym_out, out, atol):
     # get_config / from_config: the same config, and the same outputs with the same weights.
     config = layer.get_config()
     clone = cls.from_config(config)
@@ -80,12 +97,3 @@ def run_layer_test(cls, init_kwargs, inputs, expected_output_shape, expected_num
     values = list(inputs) + list(call_kwargs.values())
     _assert_same(loaded(values), model(values), atol)
     _assert_same(model(values), out, atol)
-
-    if run_mixed_precision:
-        mixed = cls(**{**init_kwargs, "dtype": "mixed_bfloat16"})
-        mixed_out = mixed(*inputs, **call_kwargs)
-        assert mixed.compute_dtype == "bfloat16" and mixed.variable_dtype == "float32"
-        assert all(w.dtype == "float32" for w in mixed.weights), [w.path for w in mixed.weights if w.dtype != "float32"]
-        tf.nest.map_structure(lambda t: np.testing.assert_array_equal(np.isfinite(np.asarray(t, np.float32)), True),
-                              mixed_out)
-    return out

@@ -55,6 +55,21 @@ def _table():
     return table
 
 
+# Tied layers: every check but the round trips they refuse. name: (class, table argument, inputs, shape, weights).
+TIED = {
+    # transform (2), LayerNorm (2), output bias (1), and the table it reads (1).
+    "masked_lm_head": (layers.MaskedLMHead, "embedding", (HIDDEN[..., :8], POSITIONS), (B, 2, 12), 6),
+    # its own zero-initialised delta (1) and the shared table (1), which gets no gradient through it.
+    "disentangled_embedding": (layers.DisentangledEmbedding, "shared", (IDS,), (B, S, 8), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIED))
+def test_tied_layer(name):
+    cls, arg, inputs, shape, weights = TIED[name]
+    run_layer_test(cls, {arg: _table()}, inputs, shape, weights, serializable=False)
+
+
 @pytest.mark.parametrize("make", [
     lambda: layers.MaskedLMHead(_table()),
     lambda: layers.DisentangledEmbedding(_table()),

@@ -181,6 +181,9 @@ def _resolve_size(value: Union[int, float], reference: int) -> int:
     return int(value)
 
 
+MASKING_STRATEGIES = ("token", "whole_word", "span")  # data.masking (electra_tf/data/masking.py)
+
+
 def default_max_predictions(mask_prob: float, max_seq_length: int) -> int:
     """ELECTRA's cap on the masked positions per sequence: ``int((mask_prob + 0.005) * max_seq_length)``, >= 1."""
     return max(1, int((mask_prob + 0.005) * max_seq_length))

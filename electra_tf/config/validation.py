@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from electra_tf.config.schema import ACTIVATIONS, MODES, PRECISIONS, SHARING, ConfigError, ElectraConfig
+from electra_tf.config.schema import (ACTIVATIONS, MASKING_STRATEGIES, MODES, PRECISIONS, SHARING, ConfigError,
+                                      ElectraConfig)
 
 
 def _check(cond: bool, key: str, value: Any, accepted: str) -> None:
@@ -60,7 +61,7 @@ def validate(cfg: ElectraConfig) -> None:
     _check(d.builtin_corpus_mb > 0, "data.builtin_corpus_mb", d.builtin_corpus_mb, "> 0")
     _check(0.0 <= d.eval_fraction < 1.0, "data.eval_fraction", d.eval_fraction, "in [0, 1)")
     _check(0.0 <= d.short_seq_prob <= 1.0, "data.short_seq_prob", d.short_seq_prob, "in [0, 1]")
-    _check(d.masking in ("token", "whole_word", "span"), "data.masking", d.masking, "one of token, whole_word, span")
+    _check(d.masking in MASKING_STRATEGIES, "data.masking", d.masking, "one of " + ", ".join(MASKING_STRATEGIES))
 
     _check(t.mode in MODES, "train.mode", t.mode, f"one of {MODES}")
     for key in ("learning_rate", "generator_lr", "discriminator_lr", "disc_weight", "temperature", "adam_epsilon"):

@@ -52,18 +52,13 @@ from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 
+from electra_tf.config.schema import MASKING_STRATEGIES, default_max_predictions
 from electra_tf.data.vocab import CLS_ID, MASK_ID, PAD_ID, SEP_ID
 
 __all__ = ["mask_sequence", "default_max_predictions", "MASKING_STRATEGIES", "SPAN_P", "SPAN_MAX_PIECES"]
 
-MASKING_STRATEGIES = ("token", "whole_word", "span")
 SPAN_P = 0.2
 SPAN_MAX_PIECES = 10
-
-
-def default_max_predictions(mask_prob: float, max_seq_length: int) -> int:
-    """ELECTRA's cap on the chosen positions: ``int((mask_prob + 0.005) * max_seq_length)``, at least 1."""
-    return max(1, int((mask_prob + 0.005) * max_seq_length))
 
 
 def mask_sequence(

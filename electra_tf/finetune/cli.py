@@ -6,12 +6,13 @@ import json
 import logging
 import os
 
+from electra_tf.exit_codes import BAD_INPUT as EXIT_BAD_INPUT
+from electra_tf.exit_codes import DIVERGED as EXIT_DIVERGED
+from electra_tf.exit_codes import OK as EXIT_OK
+
 __all__ = ["build_parser", "task_from_args", "run_finetuning", "check_output_reuse"]
 
 log = logging.getLogger("electra_tf")
-
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
-
 
 def build_parser(description=None):
     from electra_tf.finetune.glue import TASK_NAMES
