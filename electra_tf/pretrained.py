@@ -95,7 +95,7 @@ def load_pretrained(path, which=("generator", "discriminator"), cfg=None):
     """
     cfg = cfg or find_config(path)
     prefixes = weight_prefixes(path)
-    generator, discriminator = build_models(cfg)
+    generator, discriminator = build_models(cfg, profile_admin=False)  # ω come with the weights
     out = {"generator": generator, "discriminator": discriminator}
     for name in ("generator", "discriminator"):
         if name not in which:

@@ -21,3 +21,6 @@ EVAL_SAMPLING = 7919
 # Generator samples of the fair RTD evaluation (evaluation/rtd.py): (seed + RTD_SAMPLING, example index);
 # its masks use (seed, example index), so the offset keeps the two apart.
 RTD_SAMPLING = 104_729
+
+# Token ids of Admin's profiling batch (models/factory.py, model.init: admin): (train.seed + ADMIN_PROFILE, 0).
+ADMIN_PROFILE = 15_485_863

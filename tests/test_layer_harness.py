@@ -26,6 +26,10 @@ CASES = {
     "transformer_block": (layers.TransformerBlock, dict(num_heads=2, intermediate_size=32, dropout=0.0,
                                                         attention_dropout=0.0),
                           (HIDDEN,), dict(padding_mask=MASK), (B, S, H), 12),
+    # the same 12, and Admin's two shortcut scales, which are not trainable.
+    "transformer_block_admin": (layers.TransformerBlock, dict(num_heads=2, intermediate_size=32, dropout=0.0,
+                                                              attention_dropout=0.0, admin_residual=True),
+                                (HIDDEN,), dict(padding_mask=MASK), (B, S, H), 12),
     # word, position and type tables, LayerNorm (2), projection (2).
     "embeddings": (layers.Embeddings, dict(vocab_size=12, embedding_size=8, hidden_size=H, max_position_embeddings=S,
                                            dropout=0.0), (IDS,), {}, (B, S, H), 7),
@@ -35,6 +39,8 @@ CASES = {
     "replaced_token_head": (layers.ReplacedTokenHead, dict(hidden_size=H), (HIDDEN,), {}, (B, S), 4),
     # word and type tables, LayerNorm (2), relative bias (1), one block (12); first output: pooled_output.
     "encoder": (Encoder, ENCODER, ({"input_ids": IDS, "input_mask": MASK},), {}, (B, H), 17),
+    "encoder_admin": (Encoder, {**ENCODER, "init": "admin"}, ({"input_ids": IDS, "input_mask": MASK},), {}, (B, H),
+                      17),
     # encoder (17) + replaced-token head (4).
     "discriminator": (Discriminator, ENCODER, ({"input_ids": IDS, "input_mask": MASK},), {}, (B, S), 21),
     # encoder (17) + masked-LM head: transform (2), LayerNorm (2), output bias (1); the output matrix is the table.

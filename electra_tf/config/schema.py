@@ -40,6 +40,9 @@ class ModelConfig:
     (ELECTRA-Small).
     Position information is T5 bucketed relative bias (``relative_buckets`` > 0),
     absolute position embeddings (``absolute_positions``), or both.
+    ``init`` is ``normal`` (truncated normal) or ``admin`` (the same, and each
+    shortcut scaled by Admin's ``ω`` from a profiling pass at build time; the
+    paper's section 6.1, used by ``base`` and ``large``).
     """
 
     vocab_size: Union[int, str] = "auto"
@@ -58,6 +61,7 @@ class ModelConfig:
     relative_buckets: int = 32
     relative_max_distance: int = 128
     type_vocab_size: int = 2
+    init: str = "normal"
 
 
 
@@ -182,6 +186,7 @@ def _resolve_size(value: Union[int, float], reference: int) -> int:
 
 
 MASKING_STRATEGIES = ("token", "whole_word", "span")  # data.masking (electra_tf/data/masking.py)
+INITS = ("normal", "admin")  # model.init (networks/encoder.py)
 
 
 def default_max_predictions(mask_prob: float, max_seq_length: int) -> int:

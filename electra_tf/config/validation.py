@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from electra_tf.config.schema import (ACTIVATIONS, MASKING_STRATEGIES, MODES, PRECISIONS, SHARING, ConfigError,
-                                      ElectraConfig)
+from electra_tf.config.schema import (ACTIVATIONS, INITS, MASKING_STRATEGIES, MODES, PRECISIONS, SHARING,
+                                      ConfigError, ElectraConfig)
 
 
 def _check(cond: bool, key: str, value: Any, accepted: str) -> None:
@@ -28,6 +28,7 @@ def validate(cfg: ElectraConfig) -> None:
         v = getattr(m, key)
         _check(0.0 <= v < 1.0, f"model.{key}", v, "in [0, 1)")
     _check(m.activation in ACTIVATIONS, "model.activation", m.activation, f"one of {ACTIVATIONS}")
+    _check(m.init in INITS, "model.init", m.init, "one of " + ", ".join(INITS))
     _check(m.initializer_range > 0, "model.initializer_range", m.initializer_range, "> 0")
     _check(m.layer_norm_epsilon > 0, "model.layer_norm_epsilon", m.layer_norm_epsilon, "> 0")
     _check(m.relative_buckets >= 0, "model.relative_buckets", m.relative_buckets, "an integer >= 0 (0 disables)")

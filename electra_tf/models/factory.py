@@ -1,8 +1,11 @@
 """Builds the generator and discriminator a config describes (the only place models meet the config)."""
 
 import keras
+import tensorflow as tf
 
+from electra_tf import seeds
 from electra_tf.config import ElectraConfig
+from electra_tf.data.vocab import CLS_ID, MASK_ID, SEP_ID
 from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
 from electra_tf.models.discriminator import Discriminator
 from electra_tf.models.generator import Generator
@@ -18,7 +21,7 @@ def encoder_kwargs(cfg: ElectraConfig, which: str) -> dict:
         attention_dropout=m.attention_dropout, activation=m.activation, initializer_range=m.initializer_range,
         layer_norm_epsilon=m.layer_norm_epsilon, max_position_embeddings=m.max_position_embeddings,
         absolute_positions=m.absolute_positions, relative_buckets=m.relative_buckets,
-        relative_max_distance=m.relative_max_distance, type_vocab_size=m.type_vocab_size,
+        relative_max_distance=m.relative_max_distance, type_vocab_size=m.type_vocab_size, init=m.init,
     )
     if which == "discriminator":
         kwargs.update(hidden_size=m.hidden_size, num_layers=m.num_layers, num_heads=m.num_heads,
@@ -32,13 +35,32 @@ def encoder_kwargs(cfg: ElectraConfig, which: str) -> dict:
     return kwargs
 
 
-def build_models(cfg: ElectraConfig, dtype=None):
+def admin_profile_batch(cfg: ElectraConfig, batch_size: int = 8) -> dict:
+    """The batch Admin's profiling pass reads: ``[CLS]`` + tokens drawn uniformly from the vocabulary + ``[SEP]``.
+
+    Seeded by ``train.seed`` alone, so every worker and every rebuild of a
+    config computes the same ``ω`` without reading data. At initialisation the
+    embedding rows are independent draws, so these tokens give the sublayer
+    variances real text would, up to sampling noise.
+    """
+    length = min(cfg.data.max_seq_length, 128)
+    body = tf.random.stateless_uniform([batch_size, length - 2], seed=[cfg.train.seed + seeds.ADMIN_PROFILE, 0],
+                                       minval=MASK_ID + 1, maxval=cfg.model.vocab_size, dtype=tf.int32)
+    ids = tf.concat([tf.fill([batch_size, 1], CLS_ID), body, tf.fill([batch_size, 1], SEP_ID)], axis=1)
+    return {"input_ids": ids, "input_mask": tf.ones_like(ids)}
+
+
+def build_models(cfg: ElectraConfig, dtype=None, profile_admin: bool = True):
     """Returns ``(generator, discriminator)``, built, with the config's embedding sharing.
 
     ``none``: independent tables. ``shared``: one word-embedding table used by
     both (joint mode only). ``gdes``: the generator owns the table; the
     discriminator reads it through a :class:`DisentangledEmbedding` (stopped
     gradient + its own zero-initialised delta).
+
+    With ``model.init: admin`` both encoders' ``ω`` are set by one profiling
+    pass on :func:`admin_profile_batch`; ``profile_admin=False`` skips it
+    where the weights, ``ω`` included, are about to be restored.
     """
     shared_table = None
     if cfg.embedding_sharing in ("shared", "gdes"):
@@ -55,6 +77,10 @@ def build_models(cfg: ElectraConfig, dtype=None):
     discriminator = Discriminator(word_embedding=disc_table, dtype=dtype, **encoder_kwargs(cfg, "discriminator"))
     generator.build()
     discriminator.build()
+    if cfg.model.init == "admin" and profile_admin:
+        batch = admin_profile_batch(cfg)
+        generator.encoder.profile_admin(batch)
+        discriminator.encoder.profile_admin(batch)
     # A training setting, not architecture: recompute each block's forward pass in the backward pass.
     generator.encoder.recompute_blocks = discriminator.encoder.recompute_blocks = cfg.train.recompute
     return generator, discriminator

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.config.schema import INITS
 from electra_tf.layers.embeddings import Embeddings
 from electra_tf.layers.relative_position_bias import RelativePositionBias
 from electra_tf.layers.transformer_block import TransformerBlock
@@ -34,6 +35,8 @@ class Encoder(keras.Model):
         relative_max_distance: distance from which positions share a bucket.
         type_vocab_size: number of token types (0 disables).
         word_embedding: optional shared word-embedding layer (see ``Embeddings``).
+        init: ``"normal"`` (truncated normal, BERT's) or ``"admin"``: the same weights, and each
+            block's shortcuts scaled by Admin's ``ω``, which :meth:`profile_admin` sets.
         **kwargs: passed to ``keras.Model``.
 
     Example:
@@ -48,8 +51,10 @@ class Encoder(keras.Model):
                  embedding_size=None, dropout=0.1, attention_dropout=0.1, activation="gelu",
                  initializer_range=0.02, layer_norm_epsilon=1e-12, max_position_embeddings=512,
                  absolute_positions=False, relative_buckets=32, relative_max_distance=128, type_vocab_size=2,
-                 word_embedding=None, **kwargs):
+                 word_embedding=None, init="normal", **kwargs):
         super().__init__(**kwargs)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         intermediate_size = intermediate_size or 4 * hidden_size
         embedding_size = embedding_size or hidden_size
         policy = self.dtype_policy
@@ -67,7 +72,8 @@ class Encoder(keras.Model):
         self.blocks = [
             TransformerBlock(num_heads, intermediate_size, dropout=dropout, attention_dropout=attention_dropout,
                              activation=activation, layer_norm_epsilon=layer_norm_epsilon,
-                             initializer_range=initializer_range, dtype=policy, name=f"transformer_block_{i}")
+                             initializer_range=initializer_range, admin_residual=init == "admin", dtype=policy,
+                             name=f"transformer_block_{i}")
             for i in range(num_layers)
         ]
         # Keras 3 keeps a list of layers out of TensorFlow's object graph, so a
@@ -91,6 +97,7 @@ class Encoder(keras.Model):
         self.relative_buckets = relative_buckets
         self.relative_max_distance = relative_max_distance
         self.type_vocab_size = type_vocab_size
+        self.init = init
 
     def build(self, input_shape=None):
         shape = (None, None)
@@ -117,6 +124,29 @@ class Encoder(keras.Model):
             else:
                 x = block(x, attention_bias=bias, padding_mask=mask, training=training)
         return {"sequence_output": x, "pooled_output": x[:, 0]}
+
+    def profile_admin(self, inputs):
+        """Admin's initialisation: one inference pass over ``inputs`` that sets every block's ``ω``.
+
+        The sublayers are visited in order with a running ratio that starts at
+        1; each shortcut's ``ω`` is the ratio so far, so ``ω_i² = Var[x_0] +
+        Σ_{j<i} Var[f_j(x_{j-1})]`` (Liu et al., 2020, "Understanding the
+        Difficulty of Training Transformers", section 5). Returns the list of
+        ``(ω_attention, ω_ffn)`` per block.
+        """
+        if self.init != "admin":
+            raise ValueError(f"profile_admin needs an encoder built with init='admin', not {self.init!r}")
+        input_ids = inputs["input_ids"]
+        mask = inputs.get("input_mask")
+        if mask is None:
+            mask = tf.cast(tf.not_equal(input_ids, 0), tf.int32)
+        x = self.embeddings(input_ids, inputs.get("token_type_ids"), training=False)
+        bias = self.relative_bias(x) if self.relative_bias is not None else None
+        ratio, omegas = 1.0, []
+        for block in self.blocks:
+            x, ratio = block.profile_admin(x, ratio, attention_bias=bias, padding_mask=mask)
+            omegas.append((float(block.attention_omega.numpy()), float(block.ffn_omega.numpy())))
+        return omegas
 
     #: When True, training keeps only each block's input for the backward pass and
     #: recomputes the block's forward pass there (``tf.recompute_grad``): the
@@ -156,6 +186,7 @@ class Encoder(keras.Model):
             "relative_buckets": self.relative_buckets,
             "relative_max_distance": self.relative_max_distance,
             "type_vocab_size": self.type_vocab_size,
+            "init": self.init,
         })
         return config
 
