@@ -2,8 +2,16 @@
 
 from typing import Any
 
-from electra_tf.config.schema import (ACTIVATIONS, INITS, MASKING_STRATEGIES, MODES, PRECISIONS, SHARING,
-                                      ConfigError, ElectraConfig)
+from electra_tf.config.schema import (
+    ACTIVATIONS,
+    INITS,
+    MASKING_STRATEGIES,
+    MODES,
+    PRECISIONS,
+    SHARING,
+    ConfigError,
+    ElectraConfig,
+)
 
 
 def _check(cond: bool, key: str, value: Any, accepted: str) -> None:
