@@ -199,17 +199,18 @@ def build_pretraining(cfg: ElectraConfig, data=None, strategy: Optional[tf.distr
 
 
 def _optimizer_groups(t, objective, gen_vars, disc_vars):
-    """One AdamW per loss of the objective, on the variables that loss trains."""
+    """One AdamW per loss of the objective, on the variables that loss trains, with that role's settings."""
     fp16 = t.mixed_precision == "float16"
 
-    def group(name, lr, variables, clip, opt_name):
+    def group(name, lr, variables, clip, opt_name, role):
         scaler = DynamicLossScale(name) if fp16 else None
-        return OptimizerGroup(name, make_optimizer(lr, t, opt_name), variables, clip, scaler)
+        return OptimizerGroup(name, make_optimizer(lr, t, opt_name, role), variables, clip, scaler)
 
     if objective.groups == ("joint",):
-        return [group("joint", t.learning_rate, gen_vars + disc_vars, t.clip_norm, "optimizer")]
-    return [group("generator", t.generator_lr, gen_vars, t.generator_clip_norm, "generator_optimizer"),
-            group("discriminator", t.discriminator_lr, disc_vars, t.discriminator_clip_norm, "discriminator_optimizer")]
+        return [group("joint", t.learning_rate, gen_vars + disc_vars, t.clip_norm, "optimizer", None)]
+    return [group("generator", t.generator_lr, gen_vars, t.generator_clip_norm, "generator_optimizer", "generator"),
+            group("discriminator", t.discriminator_lr, disc_vars, t.discriminator_clip_norm, "discriminator_optimizer",
+                  "discriminator")]
 
 
 def _seed_states(*models):

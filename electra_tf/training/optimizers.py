@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.config.schema import per_optimizer_key
+
 # Variables whose names contain these are not weight-decayed: biases and LayerNorm scales/offsets.
 NO_DECAY = ["bias", "gamma", "beta"]
 
@@ -43,12 +45,37 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         return list(grads_and_vars)
 
 
-def make_optimizer(peak_lr, train_cfg, name):
-    """An AdamW with the config's betas, epsilon, weight decay and warm-up + linear-decay schedule."""
-    schedule = WarmupLinearDecay(peak_lr, train_cfg.warmup_steps, train_cfg.max_steps)
+def optimizer_settings(train_cfg, role=None):
+    """``warmup_steps``, ``weight_decay``, ``adam_beta1``, ``adam_beta2`` of one optimizer.
+
+    ``role`` ``"generator"`` or ``"discriminator"`` reads the ``train.{role}_*``
+    overrides (filled in at load: null means the shared value); None (joint)
+    reads the shared ``train.*`` values.
+    """
+    keys = ("warmup_steps", "weight_decay", "adam_beta1", "adam_beta2")
+    if role is None:
+        return {key: getattr(train_cfg, key) for key in keys}
+    out = {}
+    for key in keys:
+        value = getattr(train_cfg, per_optimizer_key(role, key))
+        out[key] = getattr(train_cfg, key) if value is None else value
+    return out
+
+
+def make_optimizer(peak_lr, train_cfg, name, role=None):
+    """An AdamW with warm-up + linear decay, for one role's settings (:func:`optimizer_settings`).
+
+    Args:
+        peak_lr: the schedule's peak learning rate.
+        train_cfg: the ``train`` section.
+        name: the optimizer's name.
+        role: ``"generator"``, ``"discriminator"`` or None (joint: the shared settings).
+    """
+    s = optimizer_settings(train_cfg, role)
+    schedule = WarmupLinearDecay(peak_lr, s["warmup_steps"], train_cfg.max_steps)
     opt = PreReducedAdamW(
-        learning_rate=schedule, weight_decay=train_cfg.weight_decay, beta_1=train_cfg.adam_beta1,
-        beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon, name=name)
+        learning_rate=schedule, weight_decay=s["weight_decay"], beta_1=s["adam_beta1"], beta_2=s["adam_beta2"],
+        epsilon=train_cfg.adam_epsilon, name=name)
     opt.exclude_from_weight_decay(var_names=NO_DECAY)
     return opt
 
