@@ -1,4 +1,4 @@
-"""One train step on two mirrored CPU replicas where one example's loss overflows (started by tests/test_reliability.py).
+"""One train step on two mirrored CPU replicas where one example's loss overflows (run by tests/test_reliability.py).
 
 Usage: one_skip_decision.py DATA_DIR BAD_EXAMPLE
 
