@@ -3,9 +3,9 @@
 Each setting has one name. A ``null`` that means "derived from another
 setting" (``model.intermediate_size``, ``model.embedding_size``,
 ``data.max_predictions``, the per-optimizer ``train.generator_*`` and
-``train.discriminator_*`` overrides of :data:`PER_OPTIMIZER_KEYS`) is replaced by the number when a config is
-loaded (:func:`fill_defaults`), so code reads the field itself and a run's
-``config.yaml`` records the value used.
+``train.discriminator_*`` overrides of :data:`PER_OPTIMIZER_KEYS`) is replaced
+by the number when a config is loaded (:func:`fill_defaults`), so code reads
+the field itself and a run's ``config.yaml`` records the value used.
 """
 
 from __future__ import annotations
