@@ -102,3 +102,54 @@ def test_errors_of_the_file_still_name_the_file(tmp_path):
     path.write_text("train:\n  generator_lr: 0\n")
     with pytest.raises(ConfigError, match=r"train.generator_lr must be > 0, got 0(.0)? \(in .*bad.yaml\)"):
         load_config(str(path), ["train.max_steps=5"])
+
+
+PER_OPTIMIZER = [f"{role}_{key}" for role in ("generator", "discriminator")
+                 for key in ("warmup_steps", "weight_decay", "adam_beta1", "adam_beta2")]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_per_optimizer_settings_default_to_the_shared_ones(name):
+    t = load_config(name).train
+    for key in PER_OPTIMIZER:
+        assert getattr(t, key) == getattr(t, key.split("_", 1)[1]), key
+
+
+def test_per_optimizer_settings_override_the_shared_ones_and_round_trip(tmp_path):
+    cfg = load_config("tiny", ["train.generator_warmup_steps=7", "train.discriminator_weight_decay=0",
+                               "train.generator_adam_beta2=0.999", "train.discriminator_adam_beta1=0.8"])
+    t = cfg.train
+    assert (t.generator_warmup_steps, t.discriminator_warmup_steps) == (7, t.warmup_steps)
+    assert (t.generator_weight_decay, t.discriminator_weight_decay) == (t.weight_decay, 0.0)
+    assert (t.generator_adam_beta1, t.discriminator_adam_beta1) == (t.adam_beta1, 0.8)
+    assert (t.generator_adam_beta2, t.discriminator_adam_beta2) == (0.999, t.adam_beta2)
+    path = tmp_path / "c.yaml"
+    dump_config(cfg, str(path))
+    assert load_config(str(path)) == cfg
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.generator_warmup_steps=-1", "train.generator_warmup_steps must be null (= train.warmup_steps) or an "
+                                        "integer >= 0, got -1"),
+    ("train.discriminator_weight_decay=-0.1", "train.discriminator_weight_decay must be null (= train.weight_decay) "
+                                              "or >= 0, got -0.1"),
+    ("train.generator_adam_beta1=1.0", "train.generator_adam_beta1 must be null (= train.adam_beta1) or in [0, 1), "
+                                       "got 1.0"),
+    ("train.discriminator_adam_beta2=-0.5", "train.discriminator_adam_beta2 must be null (= train.adam_beta2) or in "
+                                            "[0, 1), got -0.5"),
+    ("train.generator_warmup_steps=1.5", "train.generator_warmup_steps must be of type int or null, got 1.5"),
+])
+def test_bad_per_optimizer_values_name_key_value_and_accepted(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", [override])
+    assert message in str(err.value)
+
+
+def test_joint_mode_refuses_per_optimizer_settings_that_differ_from_the_shared_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", ["train.mode=joint", "train.discriminator_warmup_steps=50"])
+    assert ("train.discriminator_warmup_steps must be null or equal to train.warmup_steps (200) with "
+            "train.mode=joint (one optimizer; set train.warmup_steps instead), got 50") in str(err.value)
+    # Equal to the shared value (as a resolved joint config.yaml holds them) is accepted.
+    t = load_config("tiny", ["train.mode=joint", "train.generator_weight_decay=0.1"]).train
+    assert t.generator_weight_decay == t.weight_decay == 0.1

@@ -1,6 +1,7 @@
 """Each reliability promise: exact resume, preemption, divergence guard, warm start, multi-worker, bad input."""
 
 import glob
+import json
 import os
 import signal
 import socket
@@ -140,6 +141,19 @@ def test_skipped_step_leaves_variables_and_optimizer_untouched(tmp_path, tiny_da
     for a, b in zip(nan_copy, trainer.discriminator.weights):
         np.testing.assert_array_equal(a, b.numpy())
     assert len(before) == len(nan_copy)
+
+
+@pytest.mark.parametrize("bad_example", [5, 2, -1], ids=["on_replica_1", "on_replica_0", "none"])
+def test_a_loss_overflowing_on_one_replica_is_skipped_by_every_replica(tiny_data, bad_example):
+    """One skip decision: a non-finite loss on either replica skips the step everywhere, weights untouched."""
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "helpers", "one_skip_decision.py"), tiny_data,
+                           str(bad_example)], capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["replicas_agree"]
+    skipped = bad_example >= 0
+    assert (result["finite"], result["skipped_steps"]) == (not skipped, int(skipped))
+    assert result["changed_on_replica"] == [not skipped, not skipped]
 
 
 def test_warm_start_loads_weights_not_optimizer_state(tmp_path, tiny_data):

@@ -2,10 +2,10 @@
 
 Each setting has one name. A ``null`` that means "derived from another
 setting" (``model.intermediate_size``, ``model.embedding_size``,
-``data.max_predictions``, ``train.generator_clip_norm``,
-``train.discriminator_clip_norm``) is replaced by the number when a config is
-loaded (:func:`fill_defaults`), so code reads the field itself and a run's
-``config.yaml`` records the value used.
+``data.max_predictions``, the per-optimizer ``train.generator_*`` and
+``train.discriminator_*`` overrides of :data:`PER_OPTIMIZER_KEYS`) is replaced
+by the number when a config is loaded (:func:`fill_defaults`), so code reads
+the field itself and a run's ``config.yaml`` records the value used.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ class TrainConfig:
     ``joint`` uses ``learning_rate`` and ``disc_weight`` (λ); ``decoupled`` uses
     ``generator_lr`` and ``discriminator_lr`` with one AdamW each.
     ``batch_size`` is global (all replicas and accumulation steps together).
-    ``generator_clip_norm`` / ``discriminator_clip_norm`` null mean ``clip_norm`` (filled in at load).
+    ``generator_X`` / ``discriminator_X`` for X in :data:`PER_OPTIMIZER_KEYS` (warm-up, weight
+    decay, betas, clip norm) override the shared ``X`` for one optimizer; null means the shared
+    value (filled in at load). ``joint`` has one optimizer and refuses overrides that differ.
     """
 
     mode: str = "decoupled"
@@ -128,6 +130,14 @@ class TrainConfig:
     clip_norm: float = 2.0
     generator_clip_norm: Optional[float] = None
     discriminator_clip_norm: Optional[float] = None
+    generator_warmup_steps: Optional[int] = None
+    discriminator_warmup_steps: Optional[int] = None
+    generator_weight_decay: Optional[float] = None
+    discriminator_weight_decay: Optional[float] = None
+    generator_adam_beta1: Optional[float] = None
+    discriminator_adam_beta1: Optional[float] = None
+    generator_adam_beta2: Optional[float] = None
+    discriminator_adam_beta2: Optional[float] = None
     temperature: float = 1.0
     disallow_correct: bool = False
     seed: int = 0
@@ -185,6 +195,16 @@ def _resolve_size(value: Union[int, float], reference: int) -> int:
     return int(value)
 
 
+# Shared train settings that each optimizer of ``decoupled`` may override as ``{role}_{key}``.
+PER_OPTIMIZER_KEYS = ("warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "clip_norm")
+OPTIMIZER_ROLES = ("generator", "discriminator")
+
+
+def per_optimizer_key(role: str, key: str) -> str:
+    """``("generator", "warmup_steps")`` -> ``"generator_warmup_steps"``."""
+    return f"{role}_{key}"
+
+
 MASKING_STRATEGIES = ("token", "whole_word", "span")  # data.masking (electra_tf/data/masking.py)
 INITS = ("normal", "admin")  # model.init (networks/encoder.py)
 
@@ -201,7 +221,10 @@ def fill_defaults(cfg: ElectraConfig) -> ElectraConfig:
                                 embedding_size=m.embedding_size or m.hidden_size)
     data = dataclasses.replace(d, max_predictions=(default_max_predictions(d.mask_prob, d.max_seq_length)
                                                    if d.max_predictions is None else d.max_predictions))
-    train = dataclasses.replace(
-        t, generator_clip_norm=t.clip_norm if t.generator_clip_norm is None else t.generator_clip_norm,
-        discriminator_clip_norm=t.clip_norm if t.discriminator_clip_norm is None else t.discriminator_clip_norm)
+    filled = {}
+    for role in OPTIMIZER_ROLES:
+        for key in PER_OPTIMIZER_KEYS:
+            name = per_optimizer_key(role, key)
+            filled[name] = getattr(t, key) if getattr(t, name) is None else getattr(t, name)
+    train = dataclasses.replace(t, **filled)
     return dataclasses.replace(cfg, model=model, data=data, train=train)

@@ -7,10 +7,13 @@ from electra_tf.config.schema import (
     INITS,
     MASKING_STRATEGIES,
     MODES,
+    OPTIMIZER_ROLES,
+    PER_OPTIMIZER_KEYS,
     PRECISIONS,
     SHARING,
     ConfigError,
     ElectraConfig,
+    per_optimizer_key,
 )
 
 
@@ -81,14 +84,12 @@ def validate(cfg: ElectraConfig) -> None:
         _check(0.0 <= v < 1.0, f"train.{key}", v, "in [0, 1)")
     _check(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, ">= 0")
     _check(t.clip_norm >= 0, "train.clip_norm", t.clip_norm, ">= 0 (0 disables clipping)")
-    for key in ("generator_clip_norm", "discriminator_clip_norm"):
-        v = getattr(t, key)
-        _check(v is None or v >= 0, f"train.{key}", v, "null or >= 0")
+    _check(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "an integer >= 0")
+    _validate_per_optimizer(t)
     for key in ("batch_size", "max_steps", "grad_accum_steps", "log_every", "checkpoint_every",
                 "keep_checkpoints", "eval_steps", "max_skipped_steps"):
         v = getattr(t, key)
         _check(v >= 1, f"train.{key}", v, "an integer >= 1")
-    _check(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "an integer >= 0")
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0 (0 = never)")
     _check(t.batch_size % t.grad_accum_steps == 0, "train.batch_size", t.batch_size,
            f"divisible by train.grad_accum_steps ({t.grad_accum_steps})")
@@ -98,3 +99,26 @@ def validate(cfg: ElectraConfig) -> None:
     if cfg.embedding_sharing == "shared":
         _check(t.mode == "joint", "embedding_sharing", "shared",
                "'none' or 'gdes' with train.mode=decoupled (a shared table cannot belong to two optimizers)")
+
+
+_PER_OPTIMIZER_RANGES = {"warmup_steps": (lambda v: v >= 0, "an integer >= 0"),
+                         "weight_decay": (lambda v: v >= 0, ">= 0"),
+                         "adam_beta1": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+                         "adam_beta2": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+                         "clip_norm": (lambda v: v >= 0, ">= 0 (0 disables clipping)")}
+
+
+def _validate_per_optimizer(t) -> None:
+    """``train.generator_X`` / ``train.discriminator_X``: null or in X's range; in joint mode, null or X itself."""
+    for key in PER_OPTIMIZER_KEYS:
+        ok, accepted = _PER_OPTIMIZER_RANGES[key]
+        shared = getattr(t, key)
+        for role in OPTIMIZER_ROLES:
+            name = per_optimizer_key(role, key)
+            v = getattr(t, name)
+            _check(v is None or ok(v), f"train.{name}", v, f"null (= train.{key}) or {accepted}")
+            # Clip norms predate the other overrides and were always ignored by joint; they stay so.
+            if t.mode == "joint" and key != "clip_norm":
+                _check(v is None or v == shared, f"train.{name}", v,
+                       f"null or equal to train.{key} ({shared!r}) with train.mode=joint (one optimizer; "
+                       f"set train.{key} instead)")

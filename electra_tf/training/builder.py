@@ -23,7 +23,7 @@ from electra_tf.models import ElectraPretrainer, build_models, rtd_metrics
 from electra_tf.models.objective import objective_for
 from electra_tf.training.data import check_data, pretraining_input
 from electra_tf.training.loss_scale import DynamicLossScale
-from electra_tf.training.optimizers import make_optimizer, partition_variables
+from electra_tf.training.optimizers import make_optimizer, partition_variables, undecayed_variables
 from electra_tf.training.step import OptimizerGroup, PretrainingSteps
 from electra_tf.training.strategy import worker_info
 
@@ -190,7 +190,8 @@ def build_pretraining(cfg: ElectraConfig, data=None, strategy: Optional[tf.distr
         pretrainer = ElectraPretrainer(generator, discriminator, temperature=t.temperature,
                                        disallow_correct=t.disallow_correct, name="electra_pretrainer")
         objective = objective_for(t.mode, t.disc_weight)
-        groups = _optimizer_groups(t, objective, *partition_variables(generator, discriminator))
+        groups = _optimizer_groups(t, objective, *partition_variables(generator, discriminator),
+                                   no_decay=undecayed_variables(generator, discriminator))
         for group in groups:
             group.optimizer.build(group.variables)  # eagerly: a lazy build inside strategy.run fails
         steps = PretrainingSteps(strategy, pretrainer, objective, groups, t, iterator, local_replicas)
@@ -198,18 +199,19 @@ def build_pretraining(cfg: ElectraConfig, data=None, strategy: Optional[tf.distr
                        data_dir, per_worker_batch)
 
 
-def _optimizer_groups(t, objective, gen_vars, disc_vars):
-    """One AdamW per loss of the objective, on the variables that loss trains."""
+def _optimizer_groups(t, objective, gen_vars, disc_vars, no_decay=()):
+    """One AdamW per loss of the objective, on the variables that loss trains, with that role's settings."""
     fp16 = t.mixed_precision == "float16"
 
-    def group(name, lr, variables, clip, opt_name):
+    def group(name, lr, variables, clip, opt_name, role):
         scaler = DynamicLossScale(name) if fp16 else None
-        return OptimizerGroup(name, make_optimizer(lr, t, opt_name), variables, clip, scaler)
+        return OptimizerGroup(name, make_optimizer(lr, t, opt_name, role, no_decay), variables, clip, scaler)
 
     if objective.groups == ("joint",):
-        return [group("joint", t.learning_rate, gen_vars + disc_vars, t.clip_norm, "optimizer")]
-    return [group("generator", t.generator_lr, gen_vars, t.generator_clip_norm, "generator_optimizer"),
-            group("discriminator", t.discriminator_lr, disc_vars, t.discriminator_clip_norm, "discriminator_optimizer")]
+        return [group("joint", t.learning_rate, gen_vars + disc_vars, t.clip_norm, "optimizer", None)]
+    return [group("generator", t.generator_lr, gen_vars, t.generator_clip_norm, "generator_optimizer", "generator"),
+            group("discriminator", t.discriminator_lr, disc_vars, t.discriminator_clip_norm, "discriminator_optimizer",
+                  "discriminator")]
 
 
 def _seed_states(*models):

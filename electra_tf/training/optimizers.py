@@ -1,10 +1,19 @@
-"""Learning-rate schedules, AdamW groups and the split of variables between them."""
+"""Learning-rate schedules, AdamW groups, the split of variables between them and what is weight-decayed."""
 
 import keras
 import tensorflow as tf
 
-# Variables whose names contain these are not weight-decayed: biases and LayerNorm scales/offsets.
+from electra_tf.config.schema import per_optimizer_key
+from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
+from electra_tf.layers.masked_lm_head import MaskedLMHead
+from electra_tf.layers.relative_position_bias import RelativePositionBias
+
+# Name fragments of the variables fine-tuning does not decay (electra_tf/finetune/optimizer.py).
 NO_DECAY = ["bias", "gamma", "beta"]
+
+# The roles of pretraining's weights (:func:`weight_roles`) and which of them AdamW decays.
+DECAYED_ROLES = ("kernel", "embedding")
+UNDECAYED_ROLES = ("bias", "layer_norm", "relative_position")
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -43,14 +52,94 @@ class PreReducedAdamW(keras.optimizers.AdamW):
         return list(grads_and_vars)
 
 
-def make_optimizer(peak_lr, train_cfg, name):
-    """An AdamW with the config's betas, epsilon, weight decay and warm-up + linear-decay schedule."""
-    schedule = WarmupLinearDecay(peak_lr, train_cfg.warmup_steps, train_cfg.max_steps)
+def optimizer_settings(train_cfg, role=None):
+    """``warmup_steps``, ``weight_decay``, ``adam_beta1``, ``adam_beta2`` of one optimizer.
+
+    ``role`` ``"generator"`` or ``"discriminator"`` reads the ``train.{role}_*``
+    overrides (filled in at load: null means the shared value); None (joint)
+    reads the shared ``train.*`` values.
+    """
+    keys = ("warmup_steps", "weight_decay", "adam_beta1", "adam_beta2")
+    if role is None:
+        return {key: getattr(train_cfg, key) for key in keys}
+    out = {}
+    for key in keys:
+        value = getattr(train_cfg, per_optimizer_key(role, key))
+        out[key] = getattr(train_cfg, key) if value is None else value
+    return out
+
+
+def make_optimizer(peak_lr, train_cfg, name, role=None, no_decay=()):
+    """An AdamW with warm-up + linear decay, for one role's settings (:func:`optimizer_settings`).
+
+    Args:
+        peak_lr: the schedule's peak learning rate.
+        train_cfg: the ``train`` section.
+        name: the optimizer's name.
+        role: ``"generator"``, ``"discriminator"`` or None (joint: the shared settings).
+        no_decay: variables AdamW must not decay (:func:`undecayed_variables`).
+    """
+    s = optimizer_settings(train_cfg, role)
+    schedule = WarmupLinearDecay(peak_lr, s["warmup_steps"], train_cfg.max_steps)
     opt = PreReducedAdamW(
-        learning_rate=schedule, weight_decay=train_cfg.weight_decay, beta_1=train_cfg.adam_beta1,
-        beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon, name=name)
-    opt.exclude_from_weight_decay(var_names=NO_DECAY)
+        learning_rate=schedule, weight_decay=s["weight_decay"], beta_1=s["adam_beta1"], beta_2=s["adam_beta2"],
+        epsilon=train_cfg.adam_epsilon, name=name)
+    opt.exclude_from_weight_decay(var_list=list(no_decay))
     return opt
+
+
+def _layer_roles(layer):
+    """``[(variable, role)]`` for the weights ``layer`` itself creates, by layer type and attribute."""
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return [(w, "layer_norm") for w in (layer.gamma, layer.beta) if w is not None]
+    if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
+        return [(layer.kernel, "kernel")] + ([(layer.bias, "bias")] if layer.bias is not None else [])
+    if isinstance(layer, keras.layers.Embedding):
+        return [(layer.embeddings, "embedding")]
+    if isinstance(layer, DisentangledEmbedding):
+        return [(layer.delta, "embedding")]
+    if isinstance(layer, MaskedLMHead):
+        return [(layer.output_bias, "bias")]
+    if isinstance(layer, RelativePositionBias):
+        return [(layer.bias_table, "relative_position")]
+    return []
+
+
+def weight_roles(*models):
+    """``[(variable, role)]`` for every trainable variable of ``models``, each once.
+
+    The role comes from the layer that owns the variable, never from its name:
+    ``kernel`` (Dense), ``embedding`` (embedding tables, a GDES delta),
+    ``bias``, ``layer_norm`` (scale and offset) or ``relative_position`` (the
+    T5 bias table).
+
+    Raises:
+        ValueError: a trainable variable no known layer owns (a new kind of
+            weight must be given a role here, not silently decayed or not).
+    """
+    roles = {}
+    for model in models:
+        for layer in model._flatten_layers(include_self=True, recursive=True):
+            for variable, role in _layer_roles(layer):
+                roles.setdefault(id(variable), role)
+    out, seen, unknown = [], set(), []
+    for model in models:
+        for variable in model.trainable_variables:
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
+            if id(variable) not in roles:
+                unknown.append(variable.path)
+            out.append((variable, roles.get(id(variable))))
+    if unknown:
+        raise ValueError(f"no weight-decay role for {', '.join(unknown[:5])}: give its layer type a role in "
+                         "electra_tf/training/optimizers.py")
+    return out
+
+
+def undecayed_variables(*models):
+    """The trainable variables AdamW leaves undecayed: biases, LayerNorm parameters, the relative-position table."""
+    return [v for v, role in weight_roles(*models) if role in UNDECAYED_ROLES]
 
 
 def partition_variables(generator, discriminator):

@@ -51,7 +51,8 @@ class PretrainingSteps:
     global (summed over replicas before the losses are formed), so gradients
     summed over replicas are gradients of the global mean. Gradients are
     all-reduced once, their global norm measured and clipped per optimizer, and
-    a step whose loss or gradient is not finite is skipped.
+    a step whose loss (on any replica) or gradient is not finite is skipped by
+    every replica.
     """
 
     def __init__(self, strategy, pretrainer, objective, groups, train_cfg, iterator, local_replicas=1):
@@ -151,9 +152,13 @@ class PretrainingSteps:
                 sums = {key: sums[key] + s[key] for key in sums}
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [v for gr in self.groups
                                                                                for v in gr.variables])]
+        # The loss sums are this replica's own: the count of replicas (on all workers) whose loss is
+        # not finite travels with the gradients, so every replica reaches the same verdict.
+        bad = tf.cast(tf.logical_not(tf.math.is_finite(sums["gen_loss_sum"] + sums["disc_loss_sum"])), tf.float32)
         ctx = tf.distribute.get_replica_context()
-        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        out_grads, norms, finite = [], [], tf.math.is_finite(sums["gen_loss_sum"] + sums["disc_loss_sum"])
+        *grads, bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads + [bad])
+        finite = tf.equal(bad, 0.0)
+        out_grads, norms = [], []
         start = 0
         for group, scale in zip(self.groups, scales):
             gg = [_to_dense(x) / scale for x in grads[start:start + len(group.variables)]]
@@ -177,7 +182,7 @@ class PretrainingSteps:
         dist = self._distribute(batch)
         gen_den, disc_den = self._denominators(dist)
         grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
-        finite = self.strategy.experimental_local_results(finite)[0]
+        finite = self.strategy.experimental_local_results(finite)[0]  # the same on every replica
         tf.cond(finite, lambda: self._apply_all(grads), lambda: tf.constant(False))
         self._update_loss_scales(finite)
         self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))
