@@ -38,7 +38,7 @@ from electra_tf.data.vocab import file_sha256
 from electra_tf.models import ElectraPretrainer
 from electra_tf.models import rtd_metrics as M
 from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
-from electra_tf.seeds import RTD_SAMPLING
+from electra_tf.seeds import RTD_SAMPLING, sampling_stream
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +206,12 @@ def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=No
 
     batch_spec = {key: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype) for key, spec in dataset.element_spec.items()}
     corrupter = ElectraPretrainer(generator, temperature=temperature, name="rtd_corrupter")
+    stream = sampling_stream(seed, RTD_SAMPLING)
 
     @tf.function(input_signature=[batch_spec, tf.TensorSpec([], tf.int64)])
     def corrupt(batch, first_index):
-        # Row i of the batch draws with the seed (seed + stream, first_index + i): keyed by the example.
-        out = corrupter.corrupt(batch, tf.stack([tf.constant(seed + RTD_SAMPLING, tf.int64), first_index]),
+        # Row i of the batch draws with the seed (stream, first_index + i): keyed by the example.
+        out = corrupter.corrupt(batch, tf.stack([tf.constant(stream, tf.int64), first_index]),
                                 training=False)
         sums = M.generator_sums(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
         mask = tf.cast(batch["input_mask"], tf.float32)

@@ -5,7 +5,7 @@ import tensorflow as tf
 from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.rtd_metrics import SUM_KEYS, auc_histograms, rtd_sums
 from electra_tf.models.sampling import example_seeds
-from electra_tf.seeds import EVAL_SAMPLING, TRAIN_SAMPLING
+from electra_tf.seeds import EVAL_SAMPLING, TRAIN_SAMPLING, sampling_stream
 
 
 class OptimizerGroup:
@@ -106,13 +106,14 @@ class PretrainingSteps:
 
     # ------------------------------------------------------------------ replica computation
     def _seeds(self, stream, step, first_example, count):
-        """Per-example sampling seeds: (seed + stream, step * global batch + example index).
+        """Per-example sampling seeds: (seed + stream offset, step * global batch + example index).
 
         Keyed by the example's index in the global batch, the noise is the same under any number of
         replicas or micro-batches, and replays exactly after a resume.
         """
         base = tf.cast(step, tf.int64) * self.cfg.batch_size + tf.cast(first_example, tf.int64)
-        return example_seeds(tf.stack([tf.constant(self.cfg.seed + stream, tf.int64), base]), count)
+        stream_seed = tf.constant(sampling_stream(self.cfg.seed, stream), tf.int64)
+        return example_seeds(tf.stack([stream_seed, base]), count)
 
     def _first_example(self, per_replica_batch):
         ctx = tf.distribute.get_replica_context()
