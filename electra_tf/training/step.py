@@ -78,6 +78,9 @@ class PretrainingSteps:
                                           aggregation=agg) for k in SUM_KEYS}
             self.window_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="window_steps",
                                             aggregation=agg)
+            # The rate each optimizer's update used in the last step (what a log row of that step shows).
+            self.learning_rates = [tf.Variable(0.0, dtype=tf.float32, trainable=False, name=f"{g.name}_lr",
+                                               aggregation=agg) for g in groups]
         self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
         self.train_step = tf.function(self._train_step)
         self.eval_step = tf.function(self._eval_step)
@@ -179,6 +182,9 @@ class PretrainingSteps:
         gen_den, disc_den = self._denominators(dist)
         grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
         finite = self.strategy.experimental_local_results(finite)[0]
+        # Read before the update: applying it advances the schedule to the next step's rate.
+        for group, rate in zip(self.groups, self.learning_rates):
+            rate.assign(tf.cast(group.optimizer.learning_rate, tf.float32))
         tf.cond(finite, lambda: self._apply_all(grads), lambda: tf.constant(False))
         self._update_loss_scales(finite)
         self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))
