@@ -260,7 +260,7 @@ def score_discriminator(discriminator, corruption):
 
 
 def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_size=32, max_batches=None,
-                   num_examples=None, seed=0, split="eval", mask_prob=None):
+                   num_examples=None, seed=0, split="eval", mask_prob=None, max_predictions=None):
     """Corrupts held-out data once with the generator and scores every discriminator on it.
 
     Args:
@@ -275,6 +275,9 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
         seed: masking and sampling seed.
         split: the held-out split.
         mask_prob: fraction of tokens masked; None takes the generator's ``data.mask_prob``.
+        max_predictions: cap on the masked positions per sequence; None takes the
+            generator's ``data.max_predictions`` when ``mask_prob`` is the
+            generator's, else ELECTRA's default cap for ``mask_prob``.
 
     Returns:
         An :class:`Evaluation`.
@@ -306,9 +309,13 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
                              f"can read (model.max_position_embeddings={model.max_position_embeddings})")
     _, generator, _ = load_pretrained(generator_path, which=("generator",), cfg=gen_cfg)
     d = gen_cfg.data
+    if mask_prob is None:
+        mask_prob = d.mask_prob
+    if max_predictions is None and mask_prob == d.mask_prob:
+        max_predictions = d.max_predictions  # the generator's cap belongs to its own mask_prob
     corruption = corrupt_held_out(generator, data_dir, seed=seed, batch_size=batch_size, num_examples=num_examples,
-                                  split=split, mask_prob=d.mask_prob if mask_prob is None else mask_prob,
-                                  mask_token_prob=d.mask_token_prob, generator_name=str(generator_path))
+                                  split=split, mask_prob=mask_prob, mask_token_prob=d.mask_token_prob,
+                                  max_predictions=max_predictions, generator_name=str(generator_path))
     results = []
     for path, cfg in zip(discriminator_paths, disc_cfgs):
         _, _, discriminator = load_pretrained(path, which=("discriminator",), cfg=cfg)
@@ -319,7 +326,7 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
 
 
 def evaluate_rtd(generator_path, discriminator_paths, data_dir=None, batch_size=32, max_batches=None,
-                 num_examples=None, seed=0, split="eval", mask_prob=None) -> List[Dict]:
+                 num_examples=None, seed=0, split="eval", mask_prob=None, max_predictions=None) -> List[Dict]:
     """Fair RTD scores of discriminators against one fixed generator.
 
     The arguments are those of :func:`run_evaluation`.
@@ -332,7 +339,7 @@ def evaluate_rtd(generator_path, discriminator_paths, data_dir=None, batch_size=
     """
     return run_evaluation(generator_path, discriminator_paths, data_dir=data_dir, batch_size=batch_size,
                           max_batches=max_batches, num_examples=num_examples, seed=seed, split=split,
-                          mask_prob=mask_prob).results
+                          mask_prob=mask_prob, max_predictions=max_predictions).results
 
 
 def format_table(results: Sequence[Dict], corruption: Optional[Corruption] = None) -> str:
