@@ -36,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--max_batches", type=int, default=None, help="read at most this many batches")
     p.add_argument("--num_examples", type=int, default=None, help="read at most this many sequences")
     p.add_argument("--mask_prob", type=float, default=None, help="default: the generator's data.mask_prob")
+    p.add_argument("--max_predictions", type=int, default=None,
+                   help="cap on masked positions per sequence (default: the generator's data.max_predictions, "
+                        "or ELECTRA's default cap when --mask_prob differs from the generator's)")
     p.add_argument("--verbose", action="store_true", help="log progress")
     return p.parse_args(argv)
 
@@ -59,7 +62,7 @@ def main(argv=None):
         evaluation = run_evaluation(args.generator, args.discriminator, data_dir=args.data,
                                     batch_size=args.batch_size, max_batches=args.max_batches,
                                     num_examples=args.num_examples, seed=args.seed, split=args.split,
-                                    mask_prob=args.mask_prob)
+                                    mask_prob=args.mask_prob, max_predictions=args.max_predictions)
     except (DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.BAD_INPUT

@@ -86,6 +86,22 @@ def test_search_writes_results_and_keeps_the_best_checkpoint(pretrained, tmp_pat
            [r["elapsed_sec"] for s in saved["settings"] for r in s["runs"]]
 
 
+def test_the_logged_learning_rate_is_the_one_each_step_used(pretrained, tmp_path):
+    """No warm-up over 4 steps: the updates use 1, 3/4, 1/2 and 1/4 of the peak (0 comes after the last)."""
+    task = get_task("sst2")
+    data_dir = str(tmp_path / "SST-2")
+    write_synthetic_task(task, data_dir, num_train=32, num_dev=8)
+    out = str(tmp_path / "out")
+    base = FinetuneConfig(max_steps=4, batch_size=8, eval_every=4, log_every=1, warmup_proportion=0.0)
+    results = run_search(task, pretrained, out, data_dir=data_dir, space=SearchSpace(learning_rates=(3e-4,)),
+                         base=base, max_seq_length=32, progress=False)
+    run = results["settings"][0]["runs"][0]["run"]
+    with open(os.path.join(out, "runs", run, "metrics.jsonl")) as f:
+        rates = [json.loads(line)["learning_rate"] for line in f if '"split"' not in line]
+    assert len(rates) == 4 and rates[0] > 0
+    assert [r / rates[0] for r in rates] == pytest.approx([1.0, 0.75, 0.5, 0.25], rel=1e-5)
+
+
 def test_mnli_from_tfds_and_a_discriminator_export_with_layer_decay(pretrained, tmp_path):
     import tensorflow_datasets as tfds
 

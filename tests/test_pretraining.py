@@ -140,6 +140,37 @@ def test_labels_mark_exactly_the_changed_tokens():
     np.testing.assert_array_equal(labels, [[0, 0, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0]])
 
 
+def test_padding_slots_never_overwrite_a_sample_at_position_0():
+    """Unused slots of the position list hold index 0; a real sample there must survive them."""
+    original = tf.constant([[10, 11, 12, 13, 0], [20, 21, 22, 23, 24]])
+    positions = tf.constant([[0, 2, 0, 0], [0, 0, 0, 0]])
+    weights = tf.constant([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    sampled = tf.constant([[99, 98, 97, 96], [88, 87, 86, 85]])
+    corrupted = scatter_replacements(original, positions, sampled, weights)
+    np.testing.assert_array_equal(corrupted.numpy(), [[99, 11, 98, 13, 0], [88, 21, 22, 23, 24]])
+
+
+def test_a_sequence_without_cls_can_be_replaced_at_position_0():
+    """Data that does not begin with [CLS]: a token sampled for position 0 reaches the discriminator."""
+    from electra_tf.config import load_config
+    from electra_tf.models import ElectraPretrainer, build_models
+
+    cfg = load_config("tiny", ["model.vocab_size=64", "model.hidden_size=16", "model.num_layers=1",
+                               "model.num_heads=1", "model.intermediate_size=32", "generator.hidden_size=8",
+                               "generator.num_layers=1", "generator.num_heads=1", "generator.intermediate_size=16"])
+    generator, _ = build_models(cfg)
+    pretrainer = ElectraPretrainer(generator, disallow_correct=True)  # every real sample differs
+    ids = tf.constant([[17, 30, 41, 3], [17, 30, 41, 3]])
+    batch = {"input_ids": ids, "input_mask": tf.ones_like(ids),
+             "masked_input_ids": tf.constant([[4, 30, 41, 3], [4, 30, 4, 3]]),
+             "masked_positions": tf.constant([[0, 0, 0], [0, 2, 0]]),
+             "masked_ids": tf.constant([[17, 0, 0], [17, 41, 0]]),
+             "masked_weights": tf.constant([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])}
+    out = pretrainer.corrupt(batch, tf.constant([3, 4]), training=False)
+    np.testing.assert_array_equal(out["labels"].numpy(), [[1, 0, 0, 0], [1, 0, 1, 0]])
+    np.testing.assert_array_equal(out["corrupted_ids"].numpy()[:, 0], out["sampled_ids"].numpy()[:, 0])
+
+
 def test_gdes_routes_each_loss_to_its_own_table(tmp_path, tiny_data):
     run = _build(tmp_path, tiny_data, "gdes", "embedding_sharing=gdes", "train.mode=decoupled")
     shared = run.generator.encoder.word_embedding.embeddings

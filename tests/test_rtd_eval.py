@@ -10,7 +10,7 @@ import pytest
 from conftest import make_config, subprocess_env
 
 from electra_tf.data.tfrecords import vocab_path
-from electra_tf.evaluation.rtd import RESULT_KEYS, evaluate_rtd, resolve_data_dir
+from electra_tf.evaluation.rtd import RESULT_KEYS, evaluate_rtd, resolve_data_dir, run_evaluation
 from electra_tf.export import export_models
 from electra_tf.models import build_models
 from electra_tf.training.trainer import Trainer
@@ -113,3 +113,18 @@ def test_a_model_dir_trained_on_another_vocabulary_of_the_same_size_is_refused(t
                                          r".*which differs from the data dir's .*other_vocab"):
         evaluate_rtd(new_run, [new_run, old_run], data_dir=other)
     assert evaluate_rtd(new_run, [new_run], data_dir=other, num_examples=8)[0]["auc"] >= 0
+
+
+def test_the_generators_max_predictions_caps_the_masks(tmp_path, tiny_data):
+    """The corruption is masked as the generator was trained: its data.max_predictions, not the default cap."""
+    run = str(tmp_path / "capped")
+    Trainer(make_config(tiny_data, "train.max_steps=1", "data.max_predictions=2"), run, export=False,
+            progress=False).train()
+    capped = run_evaluation(run, [run], num_examples=8).corruption
+    assert [b["masked_weights"].shape[1] for b in capped.batches] == [2]
+    assert capped.examples <= capped.masked <= 2 * capped.examples
+    # Another mask_prob than the generator's takes ELECTRA's cap for it (int((0.25 + 0.005) * 32) = 8).
+    wider = run_evaluation(run, [run], num_examples=8, mask_prob=0.25).corruption
+    assert [b["masked_weights"].shape[1] for b in wider.batches] == [8] and wider.masked > 2 * wider.examples
+    explicit = run_evaluation(run, [run], num_examples=8, mask_prob=0.25, max_predictions=3).corruption
+    assert [b["masked_weights"].shape[1] for b in explicit.batches] == [3]

@@ -15,6 +15,7 @@ from electra_tf.config.schema import (
     ElectraConfig,
     per_optimizer_key,
 )
+from electra_tf.seeds import SEED_LIMIT
 
 
 def _check(cond: bool, key: str, value: Any, accepted: str) -> None:
@@ -93,6 +94,8 @@ def validate(cfg: ElectraConfig) -> None:
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0 (0 = never)")
     _check(t.batch_size % t.grad_accum_steps == 0, "train.batch_size", t.batch_size,
            f"divisible by train.grad_accum_steps ({t.grad_accum_steps})")
+    _check(isinstance(t.seed, int) and not isinstance(t.seed, bool) and 0 <= t.seed < SEED_LIMIT, "train.seed",
+           t.seed, "an integer in [0, 2**32) (electra_tf/seeds.py keeps its streams apart in that range)")
     _check(t.mixed_precision in PRECISIONS, "train.mixed_precision", t.mixed_precision, f"one of {PRECISIONS}")
 
     _check(cfg.embedding_sharing in SHARING, "embedding_sharing", cfg.embedding_sharing, f"one of {SHARING}")

@@ -34,7 +34,7 @@ from electra_tf.data.masking import MASKING_STRATEGIES, default_max_predictions,
 from electra_tf.data.packing import FEATURE
 from electra_tf.data.vocab import load_sentencepiece, word_start_table
 from electra_tf.data.writer import write_pretraining_data
-from electra_tf.seeds import MASK_PIPELINE_MULTIPLIER
+from electra_tf.seeds import mask_stream
 
 __all__ = [
     "pretraining_dataset", "write_pretraining_data", "load_manifest", "check_manifest", "diagnose_shards",
@@ -139,7 +139,7 @@ def pretraining_dataset(
     pipelines, pipeline_id = 1, 0
     if input_context is not None:
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
-    mask_seed = seed if pipelines == 1 else seed * MASK_PIPELINE_MULTIPLIER + pipeline_id
+    mask_seed = mask_stream(seed, pipelines, pipeline_id)
 
     shards = tf.data.Dataset.from_tensor_slices(files)
     shard_records = pipelines > 1 and len(files) < pipelines

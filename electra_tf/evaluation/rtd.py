@@ -38,7 +38,7 @@ from electra_tf.data.vocab import file_sha256
 from electra_tf.models import ElectraPretrainer
 from electra_tf.models import rtd_metrics as M
 from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
-from electra_tf.seeds import RTD_SAMPLING
+from electra_tf.seeds import RTD_SAMPLING, sampling_stream
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +206,12 @@ def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=No
 
     batch_spec = {key: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype) for key, spec in dataset.element_spec.items()}
     corrupter = ElectraPretrainer(generator, temperature=temperature, name="rtd_corrupter")
+    stream = sampling_stream(seed, RTD_SAMPLING)
 
     @tf.function(input_signature=[batch_spec, tf.TensorSpec([], tf.int64)])
     def corrupt(batch, first_index):
-        # Row i of the batch draws with the seed (seed + stream, first_index + i): keyed by the example.
-        out = corrupter.corrupt(batch, tf.stack([tf.constant(seed + RTD_SAMPLING, tf.int64), first_index]),
+        # Row i of the batch draws with the seed (stream, first_index + i): keyed by the example.
+        out = corrupter.corrupt(batch, tf.stack([tf.constant(stream, tf.int64), first_index]),
                                 training=False)
         sums = M.generator_sums(out["gen_logits"], batch["masked_ids"], batch["masked_weights"])
         mask = tf.cast(batch["input_mask"], tf.float32)
@@ -259,7 +260,7 @@ def score_discriminator(discriminator, corruption):
 
 
 def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_size=32, max_batches=None,
-                   num_examples=None, seed=0, split="eval", mask_prob=None):
+                   num_examples=None, seed=0, split="eval", mask_prob=None, max_predictions=None):
     """Corrupts held-out data once with the generator and scores every discriminator on it.
 
     Args:
@@ -274,6 +275,9 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
         seed: masking and sampling seed.
         split: the held-out split.
         mask_prob: fraction of tokens masked; None takes the generator's ``data.mask_prob``.
+        max_predictions: cap on the masked positions per sequence; None takes the
+            generator's ``data.max_predictions`` when ``mask_prob`` is the
+            generator's, else ELECTRA's default cap for ``mask_prob``.
 
     Returns:
         An :class:`Evaluation`.
@@ -305,9 +309,13 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
                              f"can read (model.max_position_embeddings={model.max_position_embeddings})")
     _, generator, _ = load_pretrained(generator_path, which=("generator",), cfg=gen_cfg)
     d = gen_cfg.data
+    if mask_prob is None:
+        mask_prob = d.mask_prob
+    if max_predictions is None and mask_prob == d.mask_prob:
+        max_predictions = d.max_predictions  # the generator's cap belongs to its own mask_prob
     corruption = corrupt_held_out(generator, data_dir, seed=seed, batch_size=batch_size, num_examples=num_examples,
-                                  split=split, mask_prob=d.mask_prob if mask_prob is None else mask_prob,
-                                  mask_token_prob=d.mask_token_prob, generator_name=str(generator_path))
+                                  split=split, mask_prob=mask_prob, mask_token_prob=d.mask_token_prob,
+                                  max_predictions=max_predictions, generator_name=str(generator_path))
     results = []
     for path, cfg in zip(discriminator_paths, disc_cfgs):
         _, _, discriminator = load_pretrained(path, which=("discriminator",), cfg=cfg)
@@ -318,7 +326,7 @@ def run_evaluation(generator_path, discriminator_paths, data_dir=None, batch_siz
 
 
 def evaluate_rtd(generator_path, discriminator_paths, data_dir=None, batch_size=32, max_batches=None,
-                 num_examples=None, seed=0, split="eval", mask_prob=None) -> List[Dict]:
+                 num_examples=None, seed=0, split="eval", mask_prob=None, max_predictions=None) -> List[Dict]:
     """Fair RTD scores of discriminators against one fixed generator.
 
     The arguments are those of :func:`run_evaluation`.
@@ -331,7 +339,7 @@ def evaluate_rtd(generator_path, discriminator_paths, data_dir=None, batch_size=
     """
     return run_evaluation(generator_path, discriminator_paths, data_dir=data_dir, batch_size=batch_size,
                           max_batches=max_batches, num_examples=num_examples, seed=seed, split=split,
-                          mask_prob=mask_prob).results
+                          mask_prob=mask_prob, max_predictions=max_predictions).results
 
 
 def format_table(results: Sequence[Dict], corruption: Optional[Corruption] = None) -> str:

@@ -246,6 +246,9 @@ class FinetuneRun:
         best, best_step, best_path, losses = None, 0, None, []
         try:
             for step in range(1, self.total_steps + 1):
+                logged = step % c.log_every == 0 or step == self.total_steps
+                # The rate of this step's update: applying it advances the schedule.
+                rate = float(self.optimizer.learning_rate.numpy()) if logged else None
                 loss, norm = self.train_step(self.train_iterator)
                 loss = float(loss)
                 if not math.isfinite(loss):
@@ -253,9 +256,9 @@ class FinetuneRun:
                                            f"rate (now {c.learning_rate:g}) or raise the warm-up proportion")
                 losses.append(loss)
                 bar.update(1)
-                if step % c.log_every == 0 or step == self.total_steps:
+                if logged:
                     run_log.write({"step": step, "loss": float(np.mean(losses)), "grad_norm": float(norm),
-                                   "learning_rate": float(self.optimizer.learning_rate.numpy())})
+                                   "learning_rate": rate})
                     bar.set_postfix(loss=f"{np.mean(losses):.4f}")
                     losses = []
                 if step % eval_every == 0 or step == self.total_steps:

@@ -44,7 +44,8 @@ def admin_profile_batch(cfg: ElectraConfig, batch_size: int = 8) -> dict:
     variances real text would, up to sampling noise.
     """
     length = min(cfg.data.max_seq_length, 128)
-    body = tf.random.stateless_uniform([batch_size, length - 2], seed=[cfg.train.seed + seeds.ADMIN_PROFILE, 0],
+    stream = seeds.sampling_stream(cfg.train.seed, seeds.ADMIN_PROFILE)
+    body = tf.random.stateless_uniform([batch_size, length - 2], seed=[stream, 0],
                                        minval=MASK_ID + 1, maxval=cfg.model.vocab_size, dtype=tf.int32)
     ids = tf.concat([tf.fill([batch_size, 1], CLS_ID), body, tf.fill([batch_size, 1], SEP_ID)], axis=1)
     return {"input_ids": ids, "input_mask": tf.ones_like(ids)}

@@ -52,22 +52,26 @@ def scatter_replacements(input_ids, positions, replacements, weights):
 
     Args:
         input_ids: int [B, S] token ids.
-        positions: int [B, P] positions to overwrite (padding entries have weight 0).
+        positions: int [B, P] positions to overwrite, distinct among the
+            entries of weight > 0 (padding entries, weight 0, may repeat any
+            position, usually 0).
         replacements: int [B, P] new tokens.
         weights: float [B, P], 0 for padding entries of the position list.
 
     Returns:
         int32 [B, S] ids with the replacements applied; padding entries leave
-        the sequence untouched.
+        the sequence untouched, also at a position a real entry replaces.
     """
     input_ids = tf.cast(input_ids, tf.int32)
     positions = tf.cast(positions, tf.int32)
     current = tf.gather(input_ids, positions, batch_dims=1)
-    updates = tf.where(weights > 0, tf.cast(replacements, tf.int32), current)
+    # Add (new - old) at real entries and 0 at padding ones: a padding entry that shares its index
+    # with a real one (position 0) adds nothing, where an update could overwrite the sample.
+    delta = tf.where(weights > 0, tf.cast(replacements, tf.int32) - current, 0)
     shape = tf.shape(positions)
     rows = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
     indices = tf.stack([rows, positions], axis=-1)
-    return tf.tensor_scatter_nd_update(input_ids, indices, updates)
+    return tf.tensor_scatter_nd_add(input_ids, indices, delta)
 
 
 def replaced_labels(original_ids, corrupted_ids, input_mask):

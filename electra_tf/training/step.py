@@ -5,7 +5,7 @@ import tensorflow as tf
 from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.rtd_metrics import SUM_KEYS, auc_histograms, rtd_sums
 from electra_tf.models.sampling import example_seeds
-from electra_tf.seeds import EVAL_SAMPLING, TRAIN_SAMPLING
+from electra_tf.seeds import EVAL_SAMPLING, TRAIN_SAMPLING, sampling_stream
 
 
 class OptimizerGroup:
@@ -79,6 +79,9 @@ class PretrainingSteps:
                                           aggregation=agg) for k in SUM_KEYS}
             self.window_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="window_steps",
                                             aggregation=agg)
+            # The rate each optimizer's update used in the last step (what a log row of that step shows).
+            self.learning_rates = [tf.Variable(0.0, dtype=tf.float32, trainable=False, name=f"{g.name}_lr",
+                                               aggregation=agg) for g in groups]
         self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
         self.train_step = tf.function(self._train_step)
         self.eval_step = tf.function(self._eval_step)
@@ -107,13 +110,14 @@ class PretrainingSteps:
 
     # ------------------------------------------------------------------ replica computation
     def _seeds(self, stream, step, first_example, count):
-        """Per-example sampling seeds: (seed + stream, step * global batch + example index).
+        """Per-example sampling seeds: (seed + stream offset, step * global batch + example index).
 
         Keyed by the example's index in the global batch, the noise is the same under any number of
         replicas or micro-batches, and replays exactly after a resume.
         """
         base = tf.cast(step, tf.int64) * self.cfg.batch_size + tf.cast(first_example, tf.int64)
-        return example_seeds(tf.stack([tf.constant(self.cfg.seed + stream, tf.int64), base]), count)
+        stream_seed = tf.constant(sampling_stream(self.cfg.seed, stream), tf.int64)
+        return example_seeds(tf.stack([stream_seed, base]), count)
 
     def _first_example(self, per_replica_batch):
         ctx = tf.distribute.get_replica_context()
@@ -183,6 +187,9 @@ class PretrainingSteps:
         gen_den, disc_den = self._denominators(dist)
         grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
         finite = self.strategy.experimental_local_results(finite)[0]  # the same on every replica
+        # Read before the update: applying it advances the schedule to the next step's rate.
+        for group, rate in zip(self.groups, self.learning_rates):
+            rate.assign(tf.cast(group.optimizer.learning_rate, tf.float32))
         tf.cond(finite, lambda: self._apply_all(grads), lambda: tf.constant(False))
         self._update_loss_scales(finite)
         self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))

@@ -111,7 +111,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _learning_rates(self):
-        rates = {g.name: float(g.optimizer.learning_rate.numpy()) for g in self.groups}
+        # The rates the last step's updates used (the optimizers' own now give the next step's).
+        rates = {g.name: float(r.numpy()) for g, r in zip(self.groups, self.steps.learning_rates)}
         if "joint" in rates:
             return {"lr_generator": rates["joint"], "lr_discriminator": rates["joint"]}
         return {"lr_generator": rates["generator"], "lr_discriminator": rates["discriminator"]}
