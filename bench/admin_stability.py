@@ -8,8 +8,9 @@ easy to detect: a discriminator that can be trained at that rate learns fast, an
 stays at a constant predictor (at this scale a learning generator leaves the discriminator little to
 learn in a few hundred steps, whatever its initialisation). Reported per run: the discriminator's
 training loss against a constant predictor's (``gain`` = label entropy − loss, in nats per token:
-0 means it learned nothing), whether any step was non-finite, and the held-out RTD AUC at the end. ``--profile`` also prints the ω that
-profiling gives the ``base`` and ``large`` presets (random weights, no training).
+0 means it learned nothing), whether any step was non-finite, and the held-out RTD AUC at the end.
+``--profile`` also prints the ω that profiling gives the ``base`` and ``large`` presets (random
+weights, no training).
 
 Example (the figures in docs/research.md, "Admin initialisation"):
     python bench/admin_stability.py --layers 12 --hidden 64 --initializer_range 0.07 \
