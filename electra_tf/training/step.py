@@ -51,7 +51,12 @@ class PretrainingSteps:
     global (summed over replicas before the losses are formed), so gradients
     summed over replicas are gradients of the global mean. Gradients are
     all-reduced once, their global norm measured and clipped per optimizer, and
-    a step whose loss or gradient is not finite is skipped.
+    a step whose loss or gradient is not finite on any replica is skipped.
+
+    Decisions that every worker must take alike are all-reduced inside the
+    step: whether it is skipped (one verdict for all replicas and workers), and
+    whether to stop after it (any worker may ask, e.g. on SIGTERM: then
+    ``stop_agreed`` is 1 on every worker after the same step).
     """
 
     def __init__(self, strategy, pretrainer, objective, groups, train_cfg, iterator, local_replicas=1):
@@ -78,8 +83,10 @@ class PretrainingSteps:
                                           aggregation=agg) for k in SUM_KEYS}
             self.window_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="window_steps",
                                             aggregation=agg)
+            # 1 once some worker asked to stop at a step: the same on every worker (not checkpointed).
+            self.stop_agreed = tf.Variable(0, dtype=tf.int64, trainable=False, name="stop_agreed", aggregation=agg)
         self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
-        self.train_step = tf.function(self._train_step)
+        self._train_step_fn = tf.function(self._train_step, input_signature=[tf.TensorSpec([], tf.bool)])
         self.eval_step = tf.function(self._eval_step)
 
     # ------------------------------------------------------------------ input
@@ -172,12 +179,30 @@ class PretrainingSteps:
         return tf.constant(True)
 
     # ------------------------------------------------------------------ steps
-    def _train_step(self):
+    def train_step(self, stop_requested=False):
+        """One training step on the next batch: returns ``(grad norms per group, finite)``.
+
+        Args:
+            stop_requested: this worker asks every worker to stop after this
+                step; ``stop_agreed`` then reads 1 on all of them.
+        """
+        return self._train_step_fn(tf.constant(bool(stop_requested)))
+
+    def _agree(self, finite, stop_requested):
+        """All-reduces (any replica not finite, any worker asking to stop): one verdict on every worker."""
+        def flags(f):
+            return tf.stack([1.0 - tf.cast(f, tf.float32), tf.cast(stop_requested, tf.float32)])
+
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(flags, (finite,)), axis=None)
+        return tf.equal(total[0], 0.0), total[1] > 0.0
+
+    def _train_step(self, stop_requested):
         batch = next(self.iterator)
         dist = self._distribute(batch)
         gen_den, disc_den = self._denominators(dist)
         grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
-        finite = self.strategy.experimental_local_results(finite)[0]
+        finite, stop = self._agree(finite, stop_requested)
+        self.stop_agreed.assign(tf.cast(stop, tf.int64))
         tf.cond(finite, lambda: self._apply_all(grads), lambda: tf.constant(False))
         self._update_loss_scales(finite)
         self.consecutive_skips.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_skips + 1))

@@ -38,7 +38,7 @@ class DivergenceError(RuntimeError):
 
 
 class Preempted(Exception):
-    """SIGTERM arrived; a checkpoint was saved at ``step``."""
+    """SIGTERM arrived (on any worker); every worker saved its checkpoint at ``step``."""
 
     def __init__(self, step):
         super().__init__(f"preempted at step {step}; checkpoint saved")
@@ -118,7 +118,7 @@ class Trainer:
 
     def _on_sigterm(self, signum, frame):
         self._stop_signal = signum
-        log.warning("received signal %d: saving a checkpoint after this step, then exiting", signum)
+        log.warning("received signal %d: every worker saves a checkpoint after the next step, then exits", signum)
 
     def evaluate(self, steps=None):
         """RTD metrics (with AUC) on the held-out split, fixed masks and samples: the same on every call."""
@@ -151,8 +151,8 @@ class Trainer:
                 if self.profile_steps and step == self.profile_steps[0] and self.chief:
                     tf.profiler.experimental.start(os.path.join(self.model_dir, "tensorboard", "profile"))
                     self._profiling = True
-                try:
-                    norms, finite = self.steps.train_step()
+                try:  # a stop asked by any worker (SIGTERM) is agreed by all inside the step
+                    norms, finite = self.steps.train_step(self._stop_signal is not None)
                 except tf.errors.DataLossError as exc:
                     raise corrupt_shard_error(self.data_dir, exc) from None
                 step += 1
@@ -188,7 +188,7 @@ class Trainer:
                 # No checkpoint while steps are being skipped: the last good one must survive rotation.
                 if skips == 0 and (step % t.checkpoint_every == 0 or step == t.max_steps):
                     self.keeper.save(step)
-                if self._stop_signal is not None:
+                if int(self.steps.stop_agreed.numpy()):
                     if step % t.checkpoint_every and step != t.max_steps:
                         self.keeper.save(step)
                     raise Preempted(step)
