@@ -1,9 +1,9 @@
 """`scripts/pretrain.py --strategy multi_worker` with two real worker processes on 127.0.0.1.
 
 Each test starts the CLI itself twice (TF_CONFIG names worker 0, the chief, and worker 1), as a user of a
-cluster would: the run ends with both exit codes 0 and one export; a run killed after a checkpoint and
-restarted on both workers equals an unbroken one; SIGTERM to any one worker stops both at the same step
-(exit code 75) and the restart continues.
+cluster would: the run ends with both exit codes 0 and one export, and a restart the chief refuses ends
+both; a run killed after a checkpoint and restarted on both workers equals an unbroken one; SIGTERM to
+any one worker stops both at the same step (exit code 75) and the restart continues.
 """
 
 import json
@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from conftest import pretrain_command, subprocess_env
 
-from electra_tf.exit_codes import OK, PREEMPTED
+from electra_tf.exit_codes import BAD_INPUT, OK, PREEMPTED
 
 # Deterministic ops, one log row per step, checkpoints every 10 steps, no held-out eval in the loop.
 DET = ["--no_export", "--set", "train.deterministic=true", "train.seed=7", "train.log_every=1",
@@ -141,6 +141,12 @@ def test_pretrain_script_with_two_workers_runs_to_the_end(tmp_path, tiny_data):
     assert os.path.exists(model_dir / "export" / "discriminator" / "saved_model.pb")
     evals = [r for r in _rows(model_dir) if r.get("split") == "eval"]
     assert [r["step"] for r in evals] == [2, 4]
+
+    # A restart the chief refuses (max_steps below the step reached) ends the other worker too.
+    results = Workers(tmp_path, model_dir, tiny_data, "--set", "train.eval_every=2", steps=2, tag="refused").wait()
+    _assert_codes(results, BAD_INPUT)
+    assert "train.max_steps (2) is below the step this run already reached (4" in results[0][2]
+    assert "the chief (worker 0) could not start or resume this run; its log says why" in results[1][2]
 
 
 @pytest.fixture(scope="module")
