@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from electra_tf.layers.fast_dropout import keyed_by_example
 from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.rtd_metrics import SUM_KEYS, auc_histograms, rtd_sums
 from electra_tf.models.sampling import example_seeds
@@ -126,7 +127,12 @@ class PretrainingSteps:
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
         return tf.cast(replica, tf.int64) * per_replica_batch
 
-    def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales):
+    def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales, step, first_row):
+        # Dropout masks keyed by (layer, step, example index in the global batch), like the Gumbel noise.
+        with keyed_by_example(step, first_row):
+            return self._forward_backward_keyed(batch, seed, gen_den, disc_den, scales)
+
+    def _forward_backward_keyed(self, batch, seed, gen_den, disc_den, scales):
         variables = [v for g in self.groups for v in g.variables]
         with tf.GradientTape() as tape:
             outputs = self.pretrainer(batch, seed, training=True)
@@ -150,7 +156,8 @@ class PretrainingSteps:
         for micro in range(k):
             mb = batch if k == 1 else tf.nest.map_structure(lambda t: tf.split(t, k, axis=0)[micro], batch)
             seeds = self._seeds(TRAIN_SAMPLING, self.step, first + micro * micro_size, micro_size)
-            g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales)
+            g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales, tf.cast(self.step, tf.int64),
+                                          first + micro * micro_size)
             if grads is None:
                 grads, sums = g, s
             else:
