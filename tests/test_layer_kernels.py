@@ -119,3 +119,16 @@ def test_dropout_keyed_by_example_is_fixed_by_step_and_row_and_leaves_the_seed_s
     np.testing.assert_array_equal(whole[2:], tail)
     assert not np.array_equal(whole, next_step)
     np.testing.assert_array_equal(drop.seed_generator.state.numpy(), state)
+
+
+def test_dropout_keyed_by_example_draws_the_same_masks_under_xla():
+    from electra_tf.layers.fast_dropout import keyed_by_example
+
+    drop = FastDropout(0.1, seed=3)
+
+    def masked(x, step, first):
+        with keyed_by_example(step, first):
+            return drop(x, training=True)
+
+    args = (tf.ones([4, 32, 32]), tf.constant(1, tf.int64), tf.constant(2, tf.int64))
+    np.testing.assert_array_equal(masked(*args).numpy(), tf.function(masked, jit_compile=True)(*args).numpy())

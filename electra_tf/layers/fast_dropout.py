@@ -122,8 +122,8 @@ class FastDropout(keras.layers.Dropout):
     def next_seed(self):
         """Advances the layer's ``SeedGenerator`` and returns the int32 [2] stateless seed of its next mask.
 
-        Within :func:`keyed_by_example`: the layer's seed folded with the step
-        (int64 [2]), without advancing the generator.
+        Within :func:`keyed_by_example`: the layer's seed folded with the step,
+        without advancing the generator.
 
         Drawing the seed apart from the mask lets a caller replay the same mask
         later, e.g. when a block's forward pass is recomputed in the backward
@@ -132,7 +132,10 @@ class FastDropout(keras.layers.Dropout):
         rows = getattr(_example_rows, "value", None)
         if rows is not None:  # keyed_by_example: the layer's seed folded with the step; its state is not advanced
             state = tf.cast(tf.math.floormod(self.seed_generator.state.value, tf.int32.max - 1), tf.int64)
-            return tf.random.experimental.stateless_fold_in(state, rows[0])
+            folded = tf.random.experimental.stateless_fold_in(state, rows[0])
+            # int32, as below: XLA reads only the low 32 bits of an int64 seed, and a jit_compile'd step must
+            # draw the masks the plain one draws.
+            return tf.cast(tf.math.floormod(folded, tf.int32.max - 1), tf.int32)
         # Keras's own conversion of a SeedGenerator state to a stateless seed.
         return tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
 
