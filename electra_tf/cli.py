@@ -64,24 +64,30 @@ def run_pretraining(args):
     except Preempted as exc:
         return PREEMPTED_EXIT_CODE, [f"{exc} in {args.model_dir}/checkpoints; run the same command to continue "
                                      f"(exit code {PREEMPTED_EXIT_CODE})"]
+    # The held-out evaluation reduces across workers: every worker runs it, only the chief reports it.
+    result = trainer.evaluate()
+    if not trainer.chief:
+        from electra_tf.training.strategy import worker_info
+
+        workers, index = worker_info(trainer.strategy)
+        return EXIT_OK, ["", f"Done (worker {index} of {workers}; the chief, worker 0, writes the checkpoints, "
+                             f"metrics and exports and prints the results)."]
     lines = ["", "Done."]
     if last:
         lines.append("last step {step}: gen_loss {gen_loss:.3f} gen_acc {gen_accuracy:.3f} disc_loss {disc_loss:.4f} "
                      "disc_f1 {disc_f1:.3f}".format(**last))
-    if trainer.chief:
-        result = trainer.evaluate()
-        if result:
-            lines.append("held-out RTD: accuracy {disc_accuracy:.3f} precision {disc_precision:.3f} recall "
-                         "{disc_recall:.3f} F1 {disc_f1:.3f} AUC {disc_auc:.3f}".format(**result))
-        md = args.model_dir
-        lines += [
-            f"data dir:     {os.path.abspath(trainer.data_dir)}",
-            f"config:       {os.path.join(md, 'config.yaml')}",
-            f"checkpoints:  {os.path.join(md, 'checkpoints')}",
-            f"metrics:      {os.path.join(md, 'metrics.jsonl')}",
-            f"tensorboard:  tensorboard --logdir {os.path.join(md, 'tensorboard')}",
-        ]
-        if not args.no_export:
-            lines.append(f"exports:      {os.path.join(md, 'export', 'discriminator')}, "
-                         f"{os.path.join(md, 'export', 'generator')}")
+    if result:
+        lines.append("held-out RTD: accuracy {disc_accuracy:.3f} precision {disc_precision:.3f} recall "
+                     "{disc_recall:.3f} F1 {disc_f1:.3f} AUC {disc_auc:.3f}".format(**result))
+    md = args.model_dir
+    lines += [
+        f"data dir:     {os.path.abspath(trainer.data_dir)}",
+        f"config:       {os.path.join(md, 'config.yaml')}",
+        f"checkpoints:  {os.path.join(md, 'checkpoints')}",
+        f"metrics:      {os.path.join(md, 'metrics.jsonl')}",
+        f"tensorboard:  tensorboard --logdir {os.path.join(md, 'tensorboard')}",
+    ]
+    if not args.no_export:
+        lines.append(f"exports:      {os.path.join(md, 'export', 'discriminator')}, "
+                     f"{os.path.join(md, 'export', 'generator')}")
     return EXIT_OK, lines

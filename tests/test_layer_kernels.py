@@ -88,3 +88,47 @@ def test_keep_mask_rate_and_dropout_scaling():
     np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.75], rtol=1e-6)
     assert drop(x, training=False) is x
     assert not np.array_equal(y, drop(x, training=True).numpy())  # a new mask on every call
+
+
+@pytest.mark.parametrize("shape", [[8, 5, 3], [8, 2, 7, 7], [8, 64]])
+def test_keep_mask_keyed_by_row_is_the_same_however_the_rows_are_split(shape):
+    seed = tf.constant([5, 6])
+    whole = keep_mask(tf.constant(shape), 0.3, seed, first_row=tf.constant(0, tf.int64)).numpy()
+    assert abs(whole.mean() - 0.7) < 0.1
+    rest = tf.constant([3, *shape[1:]])
+    parts = [keep_mask(tf.constant([5, *shape[1:]]), 0.3, seed, first_row=tf.constant(0, tf.int64)),
+             keep_mask(rest, 0.3, seed, first_row=tf.constant(5, tf.int64))]
+    np.testing.assert_array_equal(whole, np.concatenate([p.numpy() for p in parts]))
+    assert not np.array_equal(whole[:4], whole[4:])  # rows differ
+
+
+def test_dropout_keyed_by_example_is_fixed_by_step_and_row_and_leaves_the_seed_state():
+    from electra_tf.layers.fast_dropout import keyed_by_example
+
+    drop = FastDropout(0.5, seed=3)
+    x = tf.ones([6, 16])
+    state = drop.seed_generator.state.numpy().copy()
+    with keyed_by_example(4, 0):
+        whole = drop(x, training=True).numpy()
+        again = drop(x, training=True).numpy()
+    with keyed_by_example(4, 2):
+        tail = drop(x[2:], training=True).numpy()
+    with keyed_by_example(5, 0):
+        next_step = drop(x, training=True).numpy()
+    np.testing.assert_array_equal(whole, again)
+    np.testing.assert_array_equal(whole[2:], tail)
+    assert not np.array_equal(whole, next_step)
+    np.testing.assert_array_equal(drop.seed_generator.state.numpy(), state)
+
+
+def test_dropout_keyed_by_example_draws_the_same_masks_under_xla():
+    from electra_tf.layers.fast_dropout import keyed_by_example
+
+    drop = FastDropout(0.1, seed=3)
+
+    def masked(x, step, first):
+        with keyed_by_example(step, first):
+            return drop(x, training=True)
+
+    args = (tf.ones([4, 32, 32]), tf.constant(1, tf.int64), tf.constant(2, tf.int64))
+    np.testing.assert_array_equal(masked(*args).numpy(), tf.function(masked, jit_compile=True)(*args).numpy())

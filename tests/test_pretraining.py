@@ -128,6 +128,35 @@ def test_mirrored_two_replicas_matches_one_device(tmp_path, tiny_data):
         assert a["grad_norm_generator"] == pytest.approx(b["grad_norm_generator"], rel=1e-4)
 
 
+def _trained_values(model_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith(("generator/", "discriminator/", "generator_optimizer/", "discriminator_optimizer/"))}
+
+
+@pytest.mark.slow
+def test_mirrored_two_replicas_match_one_device_with_dropout_on(tmp_path, tiny_data):
+    """Replica invariance, whole: with dropout on, both losses and both gradient norms at each of 5 steps and every
+    variable and optimizer slot after them agree between 1 and 2 replicas (dropout masks keyed by example)."""
+    sets = ["train.mode=decoupled", "model.dropout=0.1", "model.attention_dropout=0.1", "train.seed=3",
+            "train.log_every=1", "train.checkpoint_every=5"]
+    one, _ = _run_cli(tmp_path / "one", tiny_data, "--strategy", "one_device", "--no_export", "--set", *sets, steps=5)
+    two, _ = _run_cli(tmp_path / "two", tiny_data, "--strategy", "mirrored", "--cpu_replicas", "2", "--no_export",
+                      "--set", *sets, steps=5)
+    one = [r for r in one if "split" not in r]
+    two = [r for r in two if "split" not in r]
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3, 4, 5]
+    for a, b in zip(one, two):
+        for key in ("gen_loss", "disc_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (a["step"], key)
+        for key in ("grad_norm_generator", "grad_norm_discriminator"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), (a["step"], key)
+    values_one, values_two = _trained_values(tmp_path / "one"), _trained_values(tmp_path / "two")
+    assert values_one.keys() == values_two.keys() and len(values_one) > 50
+    for key in values_one:
+        np.testing.assert_allclose(values_one[key], values_two[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_labels_mark_exactly_the_changed_tokens():
     original = tf.constant([[2, 10, 11, 12, 3, 0], [2, 20, 21, 3, 0, 0]])
     mask = tf.cast(original != 0, tf.int32)
@@ -226,9 +255,12 @@ def test_deterministic_runs_write_identical_metrics(tmp_path, tiny_data):
     assert strip(a) == strip(b)
 
 
-def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data):
-    """Two micro-batches of 4 give the same update as one batch of 8 (losses use global denominators)."""
-    common = ["model.dropout=0.0", "model.attention_dropout=0.0", "train.warmup_steps=0", "train.seed=2"]
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_gradient_accumulation_equals_one_large_batch(tmp_path, tiny_data, dropout):
+    """Two micro-batches of 4 give the same update as one batch of 8 (losses use global denominators; dropout
+    masks keyed by the example's index in the global batch)."""
+    common = [f"model.dropout={dropout}", f"model.attention_dropout={dropout}", "train.warmup_steps=0",
+              "train.seed=2"]
     results = []
     for accum in (1, 2):
         run = _build(tmp_path, tiny_data, f"acc{accum}", *common, f"train.grad_accum_steps={accum}")

@@ -150,7 +150,7 @@ def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_a_correc
     model_dir = tmp_path / "run"
     trainer = _trainer(tiny_data, model_dir, "train.generator_lr=10")
 
-    def out_of_memory():
+    def out_of_memory(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
     monkeypatch.setattr(trainer.steps, "train_step", out_of_memory)

@@ -1,12 +1,50 @@
 """Dropout that draws 16 random bits per element instead of a float32 uniform."""
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 RANDOM_BITS = 16
+PHILOX = 1  # tf.random.Algorithm.PHILOX: 4 uint32 words per counter value
+
+_example_rows = threading.local()
 
 
-def keep_mask(shape, rate, seed):
+@contextlib.contextmanager
+def keyed_by_example(step, first_row):
+    """Within it, every active :class:`FastDropout` keys its mask by (layer, ``step``, example index).
+
+    Row ``i`` of an input gets the mask of example ``first_row + i`` of the
+    global batch at ``step``, drawn from the layer's seed (not advanced):
+    the same masks whatever the number of replicas or micro-batches the
+    global batch is split into, and again after a resume. Read when a
+    function is traced; ``step`` and ``first_row`` are int64 scalars.
+    """
+    previous = getattr(_example_rows, "value", None)
+    _example_rows.value = (tf.cast(step, tf.int64), tf.cast(first_row, tf.int64))
+    try:
+        yield
+    finally:
+        _example_rows.value = previous
+
+
+def _rows_mask(shape, threshold, seed, first_row):
+    """Row i's bits are Philox words at a counter offset of its example index: any split of rows gives the same."""
+    rows = shape[0]
+    row_size = tf.reduce_prod(shape[1:])
+    blocks = ((row_size + 1) // 2 + 3) // 4  # whole Philox blocks (4 words, 8 halves) per row
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    offset = tf.cast(first_row, tf.uint64) * tf.cast(blocks, tf.uint64)
+    counter = counter + tf.stack([offset, tf.zeros([], tf.uint64)])
+    words = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=tf.stack([rows * blocks * 4]), key=key, counter=counter,
+                                                      alg=PHILOX, dtype=tf.uint32)
+    halves = tf.reshape(tf.bitcast(tf.reshape(words, [rows, blocks * 4]), tf.uint16), [rows, blocks * 8])
+    return tf.reshape(halves[:, :row_size] >= threshold, shape)
+
+
+def keep_mask(shape, rate, seed, first_row=None):
     """A boolean mask that is True with probability ``1 - rate`` (to within 2**-17), independently per element.
 
     Each uint32 that the stateless Philox generator draws is split into two
@@ -19,12 +57,18 @@ def keep_mask(shape, rate, seed):
         shape: int32 [rank] shape of the mask; the last dimension must be static.
         rate: drop probability in [0, 1).
         seed: int32 [2] stateless seed.
+        first_row: None, or the index of row 0 (the first dimension) among
+            all rows drawn with ``seed``: each row's bits then depend on the
+            seed and its index only, so a split of the rows across calls
+            draws the same mask.
 
     Returns:
         bool tensor of ``shape``.
     """
     threshold = tf.constant(int(round(rate * 2 ** RANDOM_BITS)), tf.uint16)
     shape = tf.convert_to_tensor(shape, tf.int32)
+    if first_row is not None:
+        return _rows_mask(shape, threshold, seed, first_row)
     size = tf.reduce_prod(shape)
     words = tf.random.stateless_uniform([(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
     halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
@@ -78,10 +122,20 @@ class FastDropout(keras.layers.Dropout):
     def next_seed(self):
         """Advances the layer's ``SeedGenerator`` and returns the int32 [2] stateless seed of its next mask.
 
+        Within :func:`keyed_by_example`: the layer's seed folded with the step,
+        without advancing the generator.
+
         Drawing the seed apart from the mask lets a caller replay the same mask
         later, e.g. when a block's forward pass is recomputed in the backward
         pass (``train.recompute``).
         """
+        rows = getattr(_example_rows, "value", None)
+        if rows is not None:  # keyed_by_example: the layer's seed folded with the step; its state is not advanced
+            state = tf.cast(tf.math.floormod(self.seed_generator.state.value, tf.int32.max - 1), tf.int64)
+            folded = tf.random.experimental.stateless_fold_in(state, rows[0])
+            # int32, as below: XLA reads only the low 32 bits of an int64 seed, and a jit_compile'd step must
+            # draw the masks the plain one draws.
+            return tf.cast(tf.math.floormod(folded, tf.int32.max - 1), tf.int32)
         # Keras's own conversion of a SeedGenerator state to a stateless seed.
         return tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
 
@@ -96,4 +150,6 @@ class FastDropout(keras.layers.Dropout):
             return None
         if self.rate >= 1:
             return tf.zeros(shape, tf.bool)
-        return keep_mask(shape, self.rate, self.next_seed() if seed is None else seed)
+        rows = getattr(_example_rows, "value", None)
+        return keep_mask(shape, self.rate, self.next_seed() if seed is None else seed,
+                         first_row=None if rows is None else rows[1])

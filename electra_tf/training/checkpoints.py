@@ -55,13 +55,31 @@ class CheckpointKeeper:
 
     In multi-worker training every worker must take part in a save; only the
     chief writes into ``directory``, the others into a scratch dir that is
-    removed.
+    removed. Every worker restores the chief's checkpoint. What differs
+    between workers (``worker_state``: the data iterator, over this worker's
+    shard) a non-chief worker saves beside it, in ``directory/worker-N/``
+    (``iterator-STEP``, at the same steps as the chief).
+
+    Args:
+        checkpoint: the ``tf.train.Checkpoint`` of the run.
+        directory: the run's checkpoint dir (the chief's).
+        keep: checkpoints to keep.
+        is_chief: whether this process writes ``directory``.
+        worker_state: objects of ``checkpoint`` that are this worker's own
+            (e.g. ``{"iterator": it}``); a non-chief worker saves them in
+            ``directory/worker-<worker_index>``.
+        worker_index: this worker's index (0: the chief).
     """
 
-    def __init__(self, checkpoint, directory, keep=3, is_chief=True):
+    def __init__(self, checkpoint, directory, keep=3, is_chief=True, worker_state=None, worker_index=0):
         self.checkpoint = checkpoint
         self.directory = directory
         self.is_chief = is_chief
+        self.keep = keep
+        self._worker_state = None if is_chief or not worker_state else tf.train.Checkpoint(**worker_state)
+        self.worker_directory = None if self._worker_state is None else os.path.join(directory,
+                                                                                   f"worker-{worker_index}")
+        self._worker_manager = None  # made at the first save or restore, after the chief prepared the model dir
         target = directory if is_chief else tempfile.mkdtemp(prefix="electra-worker-ckpt-")
         self._scratch = None if is_chief else target
         if is_chief:
@@ -100,6 +118,37 @@ class CheckpointKeeper:
                               f"is left as it is: use another --model_dir, or --overwrite to discard it")
         return None
 
+    def _worker_checkpoints(self):
+        if self._worker_manager is None:
+            remove_partial_saves(self.worker_directory)
+            self._worker_manager = tf.train.CheckpointManager(self._worker_state, self.worker_directory,
+                                                              max_to_keep=self.keep, checkpoint_name="iterator")
+        return self._worker_manager
+
+    def restore_chief_checkpoint(self, number, checkpoint, worker_state=True):
+        """A non-chief worker's restore: the chief's ``ckpt-<number>`` into ``checkpoint``; returns its path.
+
+        Args:
+            number: the step of the chief's checkpoint (the chief chose it and
+                told every worker).
+            checkpoint: what to restore from it (the run's objects but this
+                worker's own state).
+            worker_state: also restore this worker's own state saved with that
+                checkpoint (when the chief restored its data position too).
+        """
+        path = os.path.join(self.directory, f"ckpt-{int(number)}")
+        checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+        if worker_state and self._worker_state is not None:
+            own = os.path.join(self.worker_directory, f"iterator-{int(number)}")
+            self._worker_checkpoints()
+            if tf.io.gfile.exists(own + ".index"):
+                self._worker_state.restore(own).assert_existing_objects_matched()
+            else:
+                log.warning("%s has no data position of this worker for step %d (saved by another number of "
+                            "workers, or removed): this worker's data iterator starts at the beginning of its "
+                            "shard", self.worker_directory, int(number))
+        return path
+
     def save(self, step):
         """Saves a checkpoint numbered ``step``; returns its path (None on a non-chief worker).
 
@@ -107,17 +156,21 @@ class CheckpointKeeper:
             CheckpointSaveError: the write failed (a full disk among others);
                 the partial files are removed and the previous checkpoints kept.
         """
+        directory = self.manager.directory
         try:
             path = self.manager.save(checkpoint_number=int(step))
+            if self._worker_state is not None:
+                directory = self.worker_directory
+                self._worker_checkpoints().save(checkpoint_number=int(step))
         except Exception as exc:  # noqa: BLE001 - turned into one line; the traceback is TensorFlow's internals
-            remove_partial_saves(self.manager.directory)
+            remove_partial_saves(directory)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             if _is_no_space(exc):
                 raise CheckpointSaveError(
-                    f"no space left on device at {self.manager.directory} while saving the checkpoint of step "
+                    f"no space left on device at {directory} while saving the checkpoint of step "
                     f"{int(step)}; the previous checkpoints are kept (latest: {self.manager.latest_checkpoint}). "
                     f"Free some space and run the same command to continue", no_space=True) from None
-            raise CheckpointSaveError(f"saving the checkpoint of step {int(step)} in {self.manager.directory} "
+            raise CheckpointSaveError(f"saving the checkpoint of step {int(step)} in {directory} "
                                       f"failed: {first}; the previous checkpoints are kept") from None
         if not self.is_chief:
             return None

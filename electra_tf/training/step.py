@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from electra_tf.layers.fast_dropout import keyed_by_example
 from electra_tf.models.objective import discriminator_loss_sum, generator_loss_sum
 from electra_tf.models.rtd_metrics import SUM_KEYS, auc_histograms, rtd_sums
 from electra_tf.models.sampling import example_seeds
@@ -53,6 +54,11 @@ class PretrainingSteps:
     all-reduced once, their global norm measured and clipped per optimizer, and
     a step whose loss (on any replica) or gradient is not finite is skipped by
     every replica.
+
+    Decisions that every worker must take alike are all-reduced inside the
+    step: whether it is skipped (one verdict for all replicas and workers), and
+    whether to stop after it (any worker may ask, e.g. on SIGTERM: then
+    ``stop_agreed`` is 1 on every worker after the same step).
     """
 
     def __init__(self, strategy, pretrainer, objective, groups, train_cfg, iterator, local_replicas=1):
@@ -82,8 +88,10 @@ class PretrainingSteps:
             # The rate each optimizer's update used in the last step (what a log row of that step shows).
             self.learning_rates = [tf.Variable(0.0, dtype=tf.float32, trainable=False, name=f"{g.name}_lr",
                                                aggregation=agg) for g in groups]
+            # 1 once some worker asked to stop at a step: the same on every worker (not checkpointed).
+            self.stop_agreed = tf.Variable(0, dtype=tf.int64, trainable=False, name="stop_agreed", aggregation=agg)
         self._forward_backward = tf.function(self._forward_backward_impl, jit_compile=bool(train_cfg.jit_compile))
-        self.train_step = tf.function(self._train_step)
+        self._train_step_fn = tf.function(self._train_step, input_signature=[tf.TensorSpec([], tf.bool)])
         self.eval_step = tf.function(self._eval_step)
 
     # ------------------------------------------------------------------ input
@@ -124,7 +132,12 @@ class PretrainingSteps:
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
         return tf.cast(replica, tf.int64) * per_replica_batch
 
-    def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales):
+    def _forward_backward_impl(self, batch, seed, gen_den, disc_den, scales, step, first_row):
+        # Dropout masks keyed by (layer, step, example index in the global batch), like the Gumbel noise.
+        with keyed_by_example(step, first_row):
+            return self._forward_backward_keyed(batch, seed, gen_den, disc_den, scales)
+
+    def _forward_backward_keyed(self, batch, seed, gen_den, disc_den, scales):
         variables = [v for g in self.groups for v in g.variables]
         with tf.GradientTape() as tape:
             outputs = self.pretrainer(batch, seed, training=True)
@@ -148,7 +161,8 @@ class PretrainingSteps:
         for micro in range(k):
             mb = batch if k == 1 else tf.nest.map_structure(lambda t: tf.split(t, k, axis=0)[micro], batch)
             seeds = self._seeds(TRAIN_SAMPLING, self.step, first + micro * micro_size, micro_size)
-            g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales)
+            g, s = self._forward_backward(mb, seeds, gen_den, disc_den, scales, tf.cast(self.step, tf.int64),
+                                          first + micro * micro_size)
             if grads is None:
                 grads, sums = g, s
             else:
@@ -181,12 +195,31 @@ class PretrainingSteps:
         return tf.constant(True)
 
     # ------------------------------------------------------------------ steps
-    def _train_step(self):
+    def train_step(self, stop_requested=False):
+        """One training step on the next batch: returns ``(grad norms per group, finite)``.
+
+        Args:
+            stop_requested: this worker asks every worker to stop after this
+                step; ``stop_agreed`` then reads 1 on all of them.
+        """
+        return self._train_step_fn(tf.constant(bool(stop_requested)))
+
+    def _agree(self, finite, stop_requested):
+        """All-reduces (any replica not finite, any worker asking to stop): one verdict on every worker."""
+        def flags(f):
+            return tf.stack([1.0 - tf.cast(f, tf.float32), tf.cast(stop_requested, tf.float32)])
+
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(flags, (finite,)), axis=None)
+        return tf.equal(total[0], 0.0), total[1] > 0.0
+
+    def _train_step(self, stop_requested):
         batch = next(self.iterator)
         dist = self._distribute(batch)
         gen_den, disc_den = self._denominators(dist)
         grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
-        finite = self.strategy.experimental_local_results(finite)[0]  # the same on every replica
+        # finite is already the same on every replica (all-reduced with the gradients); the stop request is not.
+        finite, stop = self._agree(finite, stop_requested)
+        self.stop_agreed.assign(tf.cast(stop, tf.int64))
         # Read before the update: applying it advances the schedule to the next step's rate.
         for group, rate in zip(self.groups, self.learning_rates):
             rate.assign(tf.cast(group.optimizer.learning_rate, tf.float32))

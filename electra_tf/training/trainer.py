@@ -27,7 +27,7 @@ from electra_tf.training.run_dir import (
     write_data_record,
 )
 from electra_tf.training.run_log import RunLog
-from electra_tf.training.strategy import is_chief
+from electra_tf.training.strategy import is_chief, worker_info
 from electra_tf.training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class DivergenceError(RuntimeError):
 
 
 class Preempted(Exception):
-    """SIGTERM arrived; a checkpoint was saved at ``step``."""
+    """SIGTERM arrived (on any worker); every worker saved its checkpoint at ``step``."""
 
     def __init__(self, step):
         super().__init__(f"preempted at step {step}; checkpoint saved")
@@ -73,6 +73,7 @@ class Trainer:
         self.exporter = export or None
         self.progress = progress
         self.chief = is_chief(self.strategy)
+        self.num_workers, self.worker_index = worker_info(self.strategy)
         self._stop_signal = None
         self._profiling = False
 
@@ -80,7 +81,7 @@ class Trainer:
         self.cfg, self.data_dir, self.manifest = resolve_data(cfg)
         check_batch_split(self.cfg.train, self.strategy)
         self.lock = None
-        self.resume = False
+        self.resume = False  # the chief's decision; in _start it tells every other worker what it restored
         if self.chief:  # one run per model dir; config.yaml is written once the start or resume succeeded
             check_output_dir(model_dir, "--model_dir")
             self.lock = ModelDirLock(model_dir).acquire()
@@ -98,7 +99,9 @@ class Trainer:
             self._objects = self.run.checkpoint_objects()
             self.checkpoint = tf.train.Checkpoint(**self._objects)
             self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
-                                           keep=self.cfg.train.keep_checkpoints, is_chief=self.chief)
+                                           keep=self.cfg.train.keep_checkpoints, is_chief=self.chief,
+                                           worker_state={"iterator": self._objects["iterator"]},
+                                           worker_index=self.worker_index)
         except BaseException:
             self.close()
             raise
@@ -119,7 +122,7 @@ class Trainer:
 
     def _on_sigterm(self, signum, frame):
         self._stop_signal = signum
-        log.warning("received signal %d: saving a checkpoint after this step, then exiting", signum)
+        log.warning("received signal %d: every worker saves a checkpoint after the next step, then exits", signum)
 
     def evaluate(self, steps=None):
         """RTD metrics (with AUC) on the held-out split, fixed masks and samples: the same on every call."""
@@ -152,8 +155,8 @@ class Trainer:
                 if self.profile_steps and step == self.profile_steps[0] and self.chief:
                     tf.profiler.experimental.start(os.path.join(self.model_dir, "tensorboard", "profile"))
                     self._profiling = True
-                try:
-                    norms, finite = self.steps.train_step()
+                try:  # a stop asked by any worker (SIGTERM) is agreed by all inside the step
+                    norms, finite = self.steps.train_step(self._stop_signal is not None)
                 except tf.errors.DataLossError as exc:
                     raise corrupt_shard_error(self.data_dir, exc) from None
                 step += 1
@@ -189,7 +192,7 @@ class Trainer:
                 # No checkpoint while steps are being skipped: the last good one must survive rotation.
                 if skips == 0 and (step % t.checkpoint_every == 0 or step == t.max_steps):
                     self.keeper.save(step)
-                if self._stop_signal is not None:
+                if int(self.steps.stop_agreed.numpy()):
                     if step % t.checkpoint_every and step != t.max_steps:
                         self.keeper.save(step)
                     raise Preempted(step)
@@ -211,30 +214,65 @@ class Trainer:
         self.keeper.close()
         return last_row
 
+    def _without_iterator(self):
+        return tf.train.Checkpoint(**{k: v for k, v in self._objects.items() if k != "iterator"})
+
     def _start(self):
-        """Restores the latest checkpoint (or warm starts); then records the config and data; returns the path."""
+        """Restores the latest checkpoint (or warm starts); then records the config and data; returns the path.
+
+        The chief chooses the checkpoint (the latest readable one) and tells every other worker, which
+        restores that same checkpoint of the chief and its own data position saved with it.
+        """
         t = self.cfg.train
         identity = data_identity(self.data_dir, self.manifest)
-        restored = None
-        if self.resume and tf.train.latest_checkpoint(self.keeper.directory):
-            same_layout = check_resume_data(self.model_dir, identity)
-            partial = None
-            if not same_layout:  # everything but the data position, which cannot follow another shard layout
-                partial = tf.train.Checkpoint(**{k: v for k, v in self._objects.items() if k != "iterator"})
-            restored = self.keeper.restore_latest(partial)
+        restored, same_layout, failure = None, True, None
+        if self.chief:
+            try:
+                if self.resume and tf.train.latest_checkpoint(self.keeper.directory):
+                    same_layout = check_resume_data(self.model_dir, identity)
+                    # Not same_layout: everything but the data position, which cannot follow another shard layout.
+                    restored = self.keeper.restore_latest(None if same_layout else self._without_iterator())
+                if restored:
+                    step = int(self.steps.step.numpy())
+                    if step > t.max_steps:
+                        raise ValueError(f"train.max_steps ({t.max_steps}) is below the step this run already "
+                                         f"reached ({step}, {restored}); pass train.max_steps >= {step} to continue "
+                                         f"it, or use another --model_dir")
+            except Exception as exc:  # noqa: BLE001 - re-raised below, once the other workers know
+                failure = exc
+        if self.num_workers > 1:
+            number = int(restored.rsplit("-", 1)[1]) if restored else 0
+            number, same_layout, failed = self._from_chief([number, int(same_layout), int(failure is not None)])
+            if failed and failure is None:
+                raise ValueError("the chief (worker 0) could not start or resume this run; its log says why")
+            if number and not self.chief:
+                restored = self.keeper.restore_chief_checkpoint(number, self._without_iterator(),
+                                                                worker_state=bool(same_layout))
+        if failure is not None:
+            raise failure
         if restored:
-            step = int(self.steps.step.numpy())
-            if step > t.max_steps:
-                raise ValueError(f"train.max_steps ({t.max_steps}) is below the step this run already reached "
-                                 f"({step}, {restored}); pass train.max_steps >= {step} to continue it, or use "
-                                 f"another --model_dir")
-            log.info("resumed from %s at step %d", restored, step)
+            log.info("resumed from %s at step %d", restored, int(self.steps.step.numpy()))
         elif self.init_from:
             warm_start(self.init_from, self.generator, self.discriminator)
         if self.chief:
             dump_config(self.cfg, os.path.join(self.model_dir, "config.yaml"))
             write_data_record(self.model_dir, identity)
         return restored
+
+    def _from_chief(self, values):
+        """Every worker gets the chief's list of ints ``values`` (one all-reduce, which all workers must call)."""
+        mine = tf.constant(values if self.chief else [0] * len(values), tf.int64)
+        local = max(1, self.strategy.num_replicas_in_sync // self.num_workers)
+
+        def contribution():
+            first_local = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group % local, 0)
+            return tf.where(first_local, mine, tf.zeros_like(mine))
+
+        @tf.function
+        def broadcast():
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(contribution), axis=None)
+
+        return [int(v) for v in broadcast().numpy()]
 
     def _check_profile_window(self, start):
         self._profiling = False
