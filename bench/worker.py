@@ -29,7 +29,12 @@ from electra_tf import exit_codes  # no TensorFlow: the import baseline stays Te
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    # VmHWM is this process's own peak; ru_maxrss after exec keeps the parent's if that was larger (Linux).
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _rss_mb() -> float:

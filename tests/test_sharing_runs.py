@@ -119,11 +119,11 @@ def test_a_preempted_run_resumes_to_the_unbroken_runs_weights(sharing_run, tmp_p
     first = Trainer(cfg, model_dir, export=False, progress=False)
     train_step, calls = first.steps.train_step, []
 
-    def stop_after_two():
+    def stop_after_two(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             first._on_sigterm(signal.SIGTERM, None)
-        return train_step()
+        return train_step(*args, **kwargs)
 
     first.steps.train_step = stop_after_two
     with pytest.raises(Preempted):
