@@ -8,6 +8,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -75,3 +76,17 @@ def run_pretrain(model_dir, data, *extra, steps=3, expect=0):
         with open(path) as f:
             rows = [json.loads(line) for line in f]
     return rows, proc
+
+
+def wait_for_step(model_dir, running, step, timeout=300):
+    """Waits until ``model_dir``'s metrics log has a row of ``step``; ``running()`` False first is a failure."""
+    path = os.path.join(model_dir, "metrics.jsonl")
+    start = time.time()
+    while time.time() - start < timeout:
+        assert running(), "the run ended before it could be interrupted"
+        if os.path.exists(path):
+            with open(path) as f:
+                if any(f'"step": {step},' in line for line in f):
+                    return
+        time.sleep(0.02)
+    raise AssertionError(f"step {step} not reached in {timeout}s")

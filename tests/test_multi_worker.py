@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import pretrain_command, subprocess_env
+from conftest import pretrain_command, subprocess_env, wait_for_step
 
 from electra_tf.exit_codes import BAD_INPUT, OK, PREEMPTED
 
@@ -96,19 +96,6 @@ def _train_rows(model_dir):
     return [{k: v for k, v in r.items() if k != "tokens_per_sec"} for r in _rows(model_dir) if "split" not in r]
 
 
-def _wait_for_step(model_dir, workers, step, timeout=300):
-    path = os.path.join(model_dir, "metrics.jsonl")
-    start = time.time()
-    while time.time() - start < timeout:
-        assert workers.running(), "a worker ended before it could be interrupted"
-        if os.path.exists(path):
-            with open(path) as f:
-                if any(f'"step": {step},' in line for line in f):
-                    return
-        time.sleep(0.02)
-    raise AssertionError(f"step {step} not reached in {timeout}s")
-
-
 def _checkpoint_values(model_dir):
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)
@@ -175,7 +162,7 @@ def test_two_workers_killed_after_a_checkpoint_resume_to_the_unbroken_result(tmp
     model_dir = tmp_path / "run"
     workers = Workers(tmp_path, model_dir, tiny_data, *DET, steps=STEPS, tag="first")
     try:
-        _wait_for_step(model_dir, workers, 15)  # past the checkpoint of step 10
+        wait_for_step(model_dir, workers.running, 15)  # past the checkpoint of step 10
     finally:
         workers.kill()
     killed_at = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
@@ -192,7 +179,7 @@ def test_sigterm_to_one_worker_stops_both_at_one_step_and_the_restart_continues(
     model_dir = tmp_path / "run"
     workers = Workers(tmp_path, model_dir, tiny_data, *DET, steps=STEPS, tag="first")
     try:
-        _wait_for_step(model_dir, workers, 13)
+        wait_for_step(model_dir, workers.running, 13)
         workers.procs[1].send_signal(signal.SIGTERM)  # the non-chief only
         results = workers.wait(timeout=300)
     finally:

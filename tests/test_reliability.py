@@ -7,12 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_config, pretrain_command, run_pretrain, subprocess_env
+from conftest import make_config, pretrain_command, run_pretrain, subprocess_env, wait_for_step
 
 from electra_tf.exit_codes import PREEMPTED as PREEMPTED_EXIT_CODE
 from electra_tf.training.builder import build_pretraining
@@ -47,19 +46,6 @@ def _strip_timing(rows):
     return [{k: v for k, v in r.items() if k != "tokens_per_sec"} for r in rows]
 
 
-def _wait_for_step(model_dir, proc, step, timeout=300):
-    path = os.path.join(model_dir, "metrics.jsonl")
-    start = time.time()
-    while time.time() - start < timeout:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        if os.path.exists(path):
-            with open(path) as f:
-                if any(f'"step": {step},' in line for line in f):
-                    return
-        time.sleep(0.05)
-    raise AssertionError(f"step {step} not reached in {timeout}s")
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_unbroken_run(tmp_path, tiny_data):
     steps = 120
@@ -69,7 +55,7 @@ def test_sigkill_then_resume_equals_an_unbroken_run(tmp_path, tiny_data):
     broken = tmp_path / "broken"
     proc = subprocess.Popen(pretrain_command(broken, tiny_data, "--no_export", "--set", *DET, steps=steps),
                             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_step(broken, proc, 45)  # past the checkpoints at 10..40, between two of them
+    wait_for_step(broken, lambda: proc.poll() is None, 45)  # past the checkpoints at 10..40, between two of them
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = tf.train.latest_checkpoint(str(broken / "checkpoints"))
@@ -94,7 +80,7 @@ def test_sigterm_saves_and_exits_with_the_documented_code(tmp_path, tiny_data):
     cmd = pretrain_command(model_dir, tiny_data, "--no_export", "--set", "train.checkpoint_every=1000",
                            "train.log_every=1", steps=2000)
     proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_step(model_dir, proc, 20)
+    wait_for_step(model_dir, lambda: proc.poll() is None, 20)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == PREEMPTED_EXIT_CODE == 75, err[-2000:]

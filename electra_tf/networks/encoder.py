@@ -108,16 +108,21 @@ class Encoder(keras.Model):
             block.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None):
-        """inputs: dict with ``input_ids`` [B, S] and optionally ``input_mask`` and
-        ``token_type_ids``. Returns ``sequence_output`` [B, S, H] and
-        ``pooled_output`` [B, H] (the first token's hidden state)."""
+    def _embed(self, inputs, training):
+        """The embedded input, the relative bias (or None) and the padding mask every block reads."""
         input_ids = inputs["input_ids"]
         mask = inputs.get("input_mask")
         if mask is None:
             mask = tf.cast(tf.not_equal(input_ids, 0), tf.int32)
         x = self.embeddings(input_ids, inputs.get("token_type_ids"), training=training)
         bias = self.relative_bias(x) if self.relative_bias is not None else None
+        return x, bias, mask
+
+    def call(self, inputs, training=None):
+        """inputs: dict with ``input_ids`` [B, S] and optionally ``input_mask`` and
+        ``token_type_ids``. Returns ``sequence_output`` [B, S, H] and
+        ``pooled_output`` [B, H] (the first token's hidden state)."""
+        x, bias, mask = self._embed(inputs, training)
         for block in self.blocks:
             if training and self.recompute_blocks:
                 x = _recomputed(block, x, bias, mask)
@@ -136,12 +141,7 @@ class Encoder(keras.Model):
         """
         if self.init != "admin":
             raise ValueError(f"profile_admin needs an encoder built with init='admin', not {self.init!r}")
-        input_ids = inputs["input_ids"]
-        mask = inputs.get("input_mask")
-        if mask is None:
-            mask = tf.cast(tf.not_equal(input_ids, 0), tf.int32)
-        x = self.embeddings(input_ids, inputs.get("token_type_ids"), training=False)
-        bias = self.relative_bias(x) if self.relative_bias is not None else None
+        x, bias, mask = self._embed(inputs, training=False)
         ratio, omegas = 1.0, []
         for block in self.blocks:
             x, ratio = block.profile_admin(x, ratio, attention_bias=bias, padding_mask=mask)
