@@ -55,8 +55,8 @@ class PretrainingSteps:
     a step whose loss (on any replica) or gradient is not finite is skipped by
     every replica.
 
-    Decisions that every worker must take alike are all-reduced inside the
-    step: whether it is skipped (one verdict for all replicas and workers), and
+    Decisions that every worker must take alike travel in the step's one
+    all-reduce, beside the gradients: whether it is skipped (one verdict for all replicas and workers), and
     whether to stop after it (any worker may ask, e.g. on SIGTERM: then
     ``stop_agreed`` is 1 on every worker after the same step).
     """
@@ -151,7 +151,7 @@ class PretrainingSteps:
         sums = rtd_sums(outputs, batch, gen_sum, disc_sum)
         return grads, sums
 
-    def _replica_grads(self, batch, gen_den, disc_den):
+    def _replica_grads(self, batch, gen_den, disc_den, stop_requested):
         scales = [g.scale() for g in self.groups]
         k = self.cfg.grad_accum_steps
         per_replica = self.cfg.batch_size // self.strategy.num_replicas_in_sync
@@ -170,12 +170,14 @@ class PretrainingSteps:
                 sums = {key: sums[key] + s[key] for key in sums}
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [v for gr in self.groups
                                                                                for v in gr.variables])]
-        # The loss sums are this replica's own: the count of replicas (on all workers) whose loss is
-        # not finite travels with the gradients, so every replica reaches the same verdict.
+        # The loss sums and the stop request are this replica's own: the count of replicas (on all
+        # workers) whose loss is not finite, and of those asking to stop, travel with the gradients in
+        # the one all-reduce of the step, so every replica and worker reaches the same two verdicts.
         bad = tf.cast(tf.logical_not(tf.math.is_finite(sums["gen_loss_sum"] + sums["disc_loss_sum"])), tf.float32)
         ctx = tf.distribute.get_replica_context()
-        *grads, bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads + [bad])
-        finite = tf.equal(bad, 0.0)
+        *grads, bad, stops = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                            grads + [bad, tf.cast(stop_requested, tf.float32)])
+        finite, stop = tf.equal(bad, 0.0), stops > 0.0
         out_grads, norms = [], []
         start = 0
         for group, scale in zip(self.groups, scales):
@@ -187,7 +189,7 @@ class PretrainingSteps:
                 gg, _ = tf.clip_by_global_norm(gg, group.clip_norm, use_norm=norm)
             out_grads.append(gg)
             norms.append(norm)
-        return out_grads, norms, finite, sums
+        return out_grads, norms, finite, stop, sums
 
     def _apply(self, grads):
         for group, gg in zip(self.groups, grads):
@@ -204,21 +206,14 @@ class PretrainingSteps:
         """
         return self._train_step_fn(tf.constant(bool(stop_requested)))
 
-    def _agree(self, finite, stop_requested):
-        """All-reduces (any replica not finite, any worker asking to stop): one verdict on every worker."""
-        def flags(f):
-            return tf.stack([1.0 - tf.cast(f, tf.float32), tf.cast(stop_requested, tf.float32)])
-
-        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(flags, (finite,)), axis=None)
-        return tf.equal(total[0], 0.0), total[1] > 0.0
-
     def _train_step(self, stop_requested):
         batch = next(self.iterator)
         dist = self._distribute(batch)
         gen_den, disc_den = self._denominators(dist)
-        grads, norms, finite, sums = self.strategy.run(self._replica_grads, (dist, gen_den, disc_den))
-        # finite is already the same on every replica (all-reduced with the gradients); the stop request is not.
-        finite, stop = self._agree(finite, stop_requested)
+        grads, norms, finite, stop, sums = self.strategy.run(self._replica_grads,
+                                                             (dist, gen_den, disc_den, stop_requested))
+        finite = self.strategy.experimental_local_results(finite)[0]  # the same on every replica
+        stop = self.strategy.experimental_local_results(stop)[0]
         self.stop_agreed.assign(tf.cast(stop, tf.int64))
         # Read before the update: applying it advances the schedule to the next step's rate.
         for group, rate in zip(self.groups, self.learning_rates):
