@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from electra_tf.config import config_from_dict, dump_config, preset_path
+from electra_tf.config import config_from_dict, preset_path
 
 log = logging.getLogger(__name__)
 
@@ -339,8 +339,9 @@ def read_vocab(path):
 
 
 def architecture_config(arch, generator_hidden_size=None, generator_layers=None, seed=0):
-    """The :class:`~electra_tf.config.ElectraConfig` of ``arch``: the ``electra_small`` preset's training settings
-    (the original's) with the checkpoint's dimensions, ``embedding_sharing: all``, joint mode.
+    """``(config, raw)``: the :class:`~electra_tf.config.ElectraConfig` of ``arch`` and the plain dict it was built
+    from (what ``config.yaml`` holds): the ``electra_small`` preset's training settings (the original's) with
+    the checkpoint's dimensions, ``embedding_sharing: all``, joint mode.
 
     A discriminator-only checkpoint gets the original's default generator
     (``generator_hidden_size`` 0.25 of D's width, D's depth) unless given.
@@ -360,7 +361,13 @@ def architecture_config(arch, generator_hidden_size=None, generator_layers=None,
     raw["generator"] = dict(hidden_size=g_hidden, num_layers=g_layers, num_heads=g_heads, intermediate_size=g_inter)
     raw["data"]["max_seq_length"] = min(raw["data"]["max_seq_length"], arch.max_position_embeddings)
     raw["train"]["seed"] = int(seed)
-    return config_from_dict(raw)
+    return config_from_dict(raw), raw
+
+
+_CONFIG_HEADER = ("# Converted from google-research/electra ({source}) by scripts/convert_checkpoint.py: the\n"
+                  "# checkpoint's architecture with the original's training settings (configs/electra_small.yaml).\n"
+                  "# Derived values are left out (filled in at load), so --set train.warmup_steps=... and\n"
+                  "# --set train.mode=decoupled embedding_sharing=none apply as on a preset.\n")
 
 
 # --------------------------------------------------------------------------- output dirs
@@ -432,7 +439,7 @@ def import_electra_tf1(input_dir, output, overwrite=False, num_heads=None, gener
             raise ConversionError(f"{vocab_file} has {len(tokens)} tokens but the checkpoint's table "
                                   f"{EMBEDDING_SCOPE}/word_embeddings has {arch.vocab_size} rows: the vocabulary "
                                   "is not the one this model was trained with")
-        cfg = architecture_config(arch, generator_hidden_size, generator_layers, seed)
+        cfg, raw = architecture_config(arch, generator_hidden_size, generator_layers, seed)
         generator, discriminator = _fresh_models(cfg)
         assigned = _assign(weights, tf1_variable_map(generator, discriminator), with_generator=bool(arch.generator))
         if not arch.generator:
@@ -440,7 +447,10 @@ def import_electra_tf1(input_dir, output, overwrite=False, num_heads=None, gener
                         "initialised from train.seed=%d; it reads the discriminator's embeddings as the original's "
                         "does", prefix, cfg.generator_dims().num_layers, cfg.generator_dims().hidden_size, seed)
         step = int(step or 0)
-        _save_model_dir(staging, cfg, generator, discriminator, step)
+        _save_model_dir(staging, generator, discriminator, step)
+        with open(os.path.join(staging, "config.yaml"), "w", encoding="utf-8") as f:
+            f.write(_CONFIG_HEADER.format(source=os.path.basename(prefix)))
+            yaml.safe_dump(raw, f, sort_keys=False, default_flow_style=False)
         shutil.copyfile(vocab_file, os.path.join(staging, VOCAB_FILE))
         record = {"from": "electra_tf1", "source": os.path.abspath(prefix), "global_step": step,
                   "generator": "converted" if arch.generator else "initialised", "weights": assigned,
@@ -483,11 +493,10 @@ def _assign(weights, mapping, with_generator):
     return len(read)
 
 
-def _save_model_dir(directory, cfg, generator, discriminator, step):
+def _save_model_dir(directory, generator, discriminator, step):
     checkpoint = tf.train.Checkpoint(generator=generator, discriminator=discriminator)
     tf.train.CheckpointManager(checkpoint, os.path.join(directory, "checkpoints"), max_to_keep=1).save(
         checkpoint_number=step)
-    dump_config(cfg, os.path.join(directory, "config.yaml"))
 
 
 # --------------------------------------------------------------------------- export

@@ -59,23 +59,26 @@ class Embeddings(keras.layers.Layer):
                              word_embedding)
             word_embedding = shared_block.word_embedding
         # === Layers ===
-        self.word_embedding = word_embedding or keras.layers.Embedding(
-            vocab_size, embedding_size, embeddings_initializer=init, dtype=policy, name="word_embeddings")
-        self.position_embedding = None
-        if max_position_embeddings:
-            self.position_embedding = keras.layers.Embedding(
-                max_position_embeddings, embedding_size, embeddings_initializer=init, dtype=policy,
-                name="position_embeddings")
-        self.type_embedding = None
-        if type_vocab_size:
-            self.type_embedding = keras.layers.Embedding(
-                type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
-                name="token_type_embeddings")
-        self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=policy, name="embeddings_layer_norm")
-        if shared_block is not None:
+        if shared_block is not None:  # the other layer's objects, so each weight exists (and is tracked) once
+            self.word_embedding = shared_block.word_embedding
             self.position_embedding = shared_block.position_embedding
             self.type_embedding = shared_block.type_embedding
             self.layer_norm = shared_block.layer_norm
+        else:
+            self.word_embedding = word_embedding or keras.layers.Embedding(
+                vocab_size, embedding_size, embeddings_initializer=init, dtype=policy, name="word_embeddings")
+            self.position_embedding = None
+            if max_position_embeddings:
+                self.position_embedding = keras.layers.Embedding(
+                    max_position_embeddings, embedding_size, embeddings_initializer=init, dtype=policy,
+                    name="position_embeddings")
+            self.type_embedding = None
+            if type_vocab_size:
+                self.type_embedding = keras.layers.Embedding(
+                    type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
+                    name="token_type_embeddings")
+            self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=policy,
+                                             name="embeddings_layer_norm")
         self.dropout_layer = FastDropout(dropout, dtype=policy)
         self.projection = None
         if embedding_size != hidden_size:

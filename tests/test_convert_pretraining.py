@@ -1,0 +1,100 @@
+"""Continuing to pretrain a model converted from google-research/electra, in joint and in decoupled mode.
+
+The data here are synthetic id sequences masked by our pipeline's
+``mask_sequence`` with the fixture vocabulary's BERT ids ([MASK] 103, [CLS]
+101, [SEP] 102): WordPiece data dirs come later (issue 18). The warm start is
+the one ``scripts/pretrain.py --init_from`` runs.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf1_fixtures import write_released_like
+
+from electra_tf.config import dump_config, load_config
+from electra_tf.convert import ConversionError, export_electra_tf1, import_electra_tf1
+from electra_tf.data.masking import mask_sequence
+from electra_tf.training.builder import build_pretraining
+from electra_tf.training.warm_start import warm_start
+
+STEPS, LENGTH, BATCH = 30, 32, 8
+PAD, CLS, SEP, MASK = 0, 101, 102, 103
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lineage")
+    _, values = write_released_like(str(root / "source"))
+    import_electra_tf1(str(root / "source"), str(root / "model"))
+    return str(root / "model"), values
+
+
+def _dataset(max_predictions):
+    """16 sequences with structure a generator can learn (each token follows from the one before), repeated."""
+    rng = np.random.default_rng(0)
+    rows = np.zeros((16, LENGTH), np.int32)
+    for row in rows:
+        length = int(rng.integers(20, LENGTH + 1))
+        token = int(rng.integers(104, 1000))
+        row[0] = CLS
+        for i in range(1, length - 1):
+            row[i] = token
+            token = 104 + (token * 7 + 3) % 896
+        row[length - 1] = SEP
+    ds = tf.data.Dataset.from_tensor_slices(rows).repeat().enumerate()
+    ds = ds.map(lambda i, ids: mask_sequence(ids, tf.stack([tf.constant(7, tf.int64), i]), 0.15, max_predictions,
+                                             mask_id=MASK, special_ids=(PAD, CLS, SEP)))
+    return ds.batch(BATCH, drop_remainder=True)
+
+
+def _losses(run):
+    gen, disc = [], []
+    for _ in range(STEPS):
+        _, finite = run.train_step()
+        assert bool(finite)
+        sums, _ = run.steps.read_window()
+        gen.append(sums["gen_loss_sum"] / sums["gen_count"])
+        disc.append(sums["disc_loss_sum"] / sums["disc_count"])
+    return np.array(gen), np.array(disc)
+
+
+@pytest.mark.parametrize("mode", ["joint", "decoupled"])
+def test_continue_pretraining_the_converted_model(converted, mode, tmp_path):
+    model_dir, values = converted
+    common = [f"data.max_seq_length={LENGTH}", f"train.batch_size={BATCH}", f"train.max_steps={STEPS}",
+              "train.warmup_steps=0", "train.seed=3"]
+    if mode == "joint":  # the original: one block, one AdamW on L_G + 50 L_D
+        extra = ["train.learning_rate=1e-3"]
+    else:  # one copy of the block per model, each trained by its own AdamW
+        extra = ["train.mode=decoupled", "embedding_sharing=none", "train.generator_lr=1e-3",
+                 "train.discriminator_lr=1e-3"]
+    cfg = load_config(os.path.join(model_dir, "config.yaml"), common + extra)
+    run = build_pretraining(cfg, data=_dataset(cfg.data.max_predictions))
+    warm_start(model_dir, run.generator, run.discriminator)
+    word = values["electra/embeddings/word_embeddings"]
+    for model in (run.generator, run.discriminator):  # decoupled: both copies are the released block
+        assert model.encoder.embeddings.word_embedding.embeddings.numpy().tobytes() == word.tobytes()
+    gen, disc = _losses(run)
+    assert np.isfinite(gen).all() and np.isfinite(disc).all()
+    assert gen[-5:].mean() < gen[:3].mean() - 0.1, gen
+    assert disc[-5:].mean() < disc[:3].mean() - 0.05, disc
+
+    # Back to the original's format: decoupled training made two different blocks, which the original cannot
+    # hold; the discriminator alone can go.
+    trained = str(tmp_path / "trained")
+    os.makedirs(trained)
+    checkpoint = tf.train.Checkpoint(generator=run.generator, discriminator=run.discriminator)
+    tf.train.CheckpointManager(checkpoint, os.path.join(trained, "checkpoints"), 1).save(checkpoint_number=STEPS)
+    dump_config(cfg, os.path.join(trained, "config.yaml"))
+    shutil.copyfile(os.path.join(model_dir, "vocab.txt"), os.path.join(trained, "vocab.txt"))
+    if mode == "decoupled":
+        with pytest.raises(ConversionError, match="differs from the discriminator's .*--discriminator_only"):
+            export_electra_tf1(trained, str(tmp_path / "tf1"))
+        assert not os.path.exists(tmp_path / "tf1")
+    prefix = export_electra_tf1(trained, str(tmp_path / "tf1"), discriminator_only=mode == "decoupled")
+    names = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    assert any(n.startswith("generator") for n in names) == (mode == "joint")
+    assert "electra/embeddings/word_embeddings" in names and prefix.endswith(f"model.ckpt-{STEPS}")
