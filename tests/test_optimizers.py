@@ -100,7 +100,7 @@ def test_decay_exclusions_of_each_preset(name, extra):
     assert tables == expected
     layer_norms = [v for v, role in roles if role == "layer_norm"]
     # Per model: embeddings and 2 per block; the MLM head's. The original's generator reads D's embedding LayerNorm.
-    assert len(layer_norms) == 2 * (3 + 3 + 1) - (cfg.embedding_sharing == "all")
+    assert len(layer_norms) == 2 * (3 + 3 + 1 - (cfg.embedding_sharing == "all"))
 
 
 class _TableNamedOtherwise(RelativePositionBias):
