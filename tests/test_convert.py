@@ -316,3 +316,16 @@ def test_export_refuses_what_the_original_cannot_express(released, tmp_path):
     with pytest.raises(ConversionError, match=r"cannot express this model: model.relative_buckets=32 \(T5 relative"):
         export_electra_tf1(str(other), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_shared_block_must_have_the_same_tables():
+    from electra_tf.layers import Embeddings
+
+    block = Embeddings(vocab_size=20, embedding_size=8, hidden_size=16, max_position_embeddings=32)
+    with pytest.raises(ValueError, match=r"shared_block has other tables: \(vocab, width, positions, token types\) "
+                                         r"\(20, 8, 32, 2\) where this layer needs \(20, 8, 64, 2\)"):
+        Embeddings(vocab_size=20, embedding_size=8, hidden_size=4, max_position_embeddings=64, shared_block=block)
+    reader = Embeddings(vocab_size=20, embedding_size=8, hidden_size=4, max_position_embeddings=32,
+                        shared_block=block)
+    out = reader(tf.constant([[1, 2, 3]]))
+    assert out.shape == (1, 3, 4) and len(reader.trainable_weights) == 5 + 2  # the block's and its projection

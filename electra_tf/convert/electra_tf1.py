@@ -516,6 +516,8 @@ def _refuse_inexpressible(cfg):
         problems.append("model.init=admin (Admin's shortcut scales ω are not part of the original's transformer)")
     if m.activation not in ("gelu", "relu", "tanh"):
         problems.append(f"model.activation={m.activation} (the original knows gelu, relu and tanh)")
+    if m.layer_norm_epsilon != 1e-12:
+        problems.append(f"model.layer_norm_epsilon={m.layer_norm_epsilon} (the original's LayerNorm uses 1e-12)")
     if cfg.embedding_sharing == "gdes":
         problems.append("embedding_sharing=gdes (a GDES delta on the discriminator's table; the original has one "
                         "table read by both models)")
@@ -559,6 +561,7 @@ def export_electra_tf1(model_dir, output, overwrite=False, discriminator_only=Fa
         if len(tokens) != cfg.model.vocab_size:
             raise ConversionError(f"{vocab_file} has {len(tokens)} tokens but model.vocab_size is "
                                   f"{cfg.model.vocab_size}")
+        _warn_hparams(cfg, discriminator_only)
         which = ("discriminator",) if discriminator_only else ("generator", "discriminator")
         _, generator, discriminator = load_pretrained(model_dir, which=which, cfg=cfg)
         tensors = _collect(tf1_variable_map(generator, discriminator), discriminator_only)
@@ -573,6 +576,22 @@ def export_electra_tf1(model_dir, output, overwrite=False, discriminator_only=Fa
     final = os.path.join(output, os.path.basename(prefix))
     log.info("wrote %s (%d variables, global_step %d)", final, len(tensors), step)
     return final
+
+
+def _warn_hparams(cfg, discriminator_only):
+    """Logs what the original must be told: settings it derives otherwise and a checkpoint cannot carry."""
+    m, g = cfg.model, cfg.generator_dims()
+    notes = []
+    if m.num_heads != max(1, m.hidden_size // 64) or m.intermediate_size != 4 * m.hidden_size:
+        notes.append(f'"model_hparam_overrides": {{"num_attention_heads": {m.num_heads}, '
+                     f'"intermediate_size": {m.intermediate_size}}}')
+    if not discriminator_only and (g.num_heads != max(1, g.hidden_size // 64)
+                                   or g.intermediate_size != 4 * g.hidden_size):
+        notes.append(f"a generator of {g.num_heads} heads and feed-forward {g.intermediate_size} (the original "
+                     f"derives {max(1, g.hidden_size // 64)} and {4 * g.hidden_size} from its width)")
+    if notes:
+        log.warning("the original derives heads and feed-forward width from the hidden size; pass it %s",
+                    "; ".join(notes))
 
 
 def _collect(mapping, discriminator_only):
