@@ -113,9 +113,10 @@ def _script(name):
 
 @pytest.mark.slow
 def test_the_scripts_accept_a_converted_model_dir(tiny_data, tmp_path):
-    """pretrain --init_from (decoupled, the copies), evaluate_rtd and export read a converted dir. The data are the
-    test corpus's SentencePiece ids (the fixture is written at its vocabulary size): the scripts' plumbing, not
-    WordPiece text, which is not built yet."""
+    """pretrain --init_from (decoupled, the copies), evaluate_rtd, export and finetune read a converted dir.
+
+    The data are the test corpus's SentencePiece ids (the fixture is written at its vocabulary size): the
+    scripts' plumbing, not WordPiece text, which is not built yet."""
     from conftest import TEST_SEQ, TEST_VOCAB
 
     source, model_dir, run_dir = str(tmp_path / "source"), str(tmp_path / "model"), str(tmp_path / "run")
@@ -140,3 +141,15 @@ def test_the_scripts_accept_a_converted_model_dir(tiny_data, tmp_path):
     assert len(json.load(open(rtd))) == 2
     assert _script("export").main(["--model_dir", model_dir]) == 0
     assert os.path.isfile(os.path.join(model_dir, "export", "discriminator", "saved_model.pb"))
+    # finetune --pretrained reads the converted weights; its tokenizer reads a SentencePiece model (--vocab).
+    data = tmp_path / "scores"
+    data.mkdir()
+    for name, n in (("train.tsv", 16), ("dev.tsv", 8)):
+        (data / name).write_text("".join(f"{i % 3}\t" + "good " * (i % 3) + "the value\n" for i in range(n)))
+    out = tmp_path / "finetuned"
+    assert _script("finetune").main([
+        "--task", "custom", "--num_labels", "1", "--no_header", "--text_a", "1", "--label_column", "0",
+        "--pretrained", model_dir, "--vocab", os.path.join(tiny_data, "vocab.model"), "--data_dir", str(data),
+        "--output_dir", str(out), "--lr", "1e-4", "--max_steps", "2", "--batch_size", "8",
+        "--max_seq_length", "16", "--no_progress"]) == 0
+    assert "spearman" in json.load(open(out / "results.json"))
