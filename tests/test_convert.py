@@ -329,3 +329,23 @@ def test_a_shared_block_must_have_the_same_tables():
                         shared_block=block)
     out = reader(tf.constant([[1, 2, 3]]))
     assert out.shape == (1, 3, 4) and len(reader.trainable_weights) == 5 + 2  # the block's and its projection
+
+
+def test_small_layout_with_both_projections_round_trips_and_matches_model_garden(tmp_path):
+    """ELECTRA-Small's layout: the embeddings (16 here) are narrower than both models, so the generator has its
+    own generator/embeddings_project beside electra/embeddings_project, both reading the one block."""
+    source, model_dir, back = str(tmp_path / "src"), str(tmp_path / "model"), str(tmp_path / "back")
+    prefix, values = write_released_like(source, embedding=16, seed=3)
+    assert "generator/embeddings_project/kernel" in values
+    import_electra_tf1(source, model_dir)
+    written = tf.train.load_checkpoint(export_electra_tf1(model_dir, back))
+    original = tf.train.load_checkpoint(prefix)
+    for name, value in values.items():
+        assert written.get_tensor(name).tobytes() == original.get_tensor(name).tobytes(), name
+    generator = load_pretrained(model_dir, which=("generator",))[1]
+    ids, mask, types = _inputs()
+    ours = generator.encoder({"input_ids": ids, "input_mask": mask, "token_type_ids": types},
+                             training=False)["sequence_output"].numpy()
+    garden = _garden_encoder(values, "generator", hidden=32, layers=2, heads=1, embedding=16)
+    theirs = garden({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})["sequence_output"].numpy()
+    assert np.abs(ours - theirs)[mask.astype(bool)].max() < 1e-5
