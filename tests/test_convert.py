@@ -96,7 +96,7 @@ def test_tf1_to_model_dir_to_tf1_is_bitwise(released, tmp_path):
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "config.yaml", "conversion.json", "vocab.txt"]
     record = json.load(open(os.path.join(model_dir, "conversion.json")))
     assert record["global_step"] == 1234 and record["generator"] == "converted"
-    assert record["ignored_optimizer_slots"] == 2 * record["weights"]
+    assert record["ignored_optimizer_slots_and_scalars"] == 2 * record["weights"]
     back = str(tmp_path / "back")
     assert convert_script.main(["--to", "electra_tf1", "--input", model_dir, "--output", back]) == 0
     original, written = tf.train.load_checkpoint(prefix), tf.train.load_checkpoint(os.path.join(back,
@@ -349,3 +349,12 @@ def test_small_layout_with_both_projections_round_trips_and_matches_model_garden
     garden = _garden_encoder(values, "generator", hidden=32, layers=2, heads=1, embedding=16)
     theirs = garden({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})["sequence_output"].numpy()
     assert np.abs(ours - theirs)[mask.astype(bool)].max() < 1e-5
+
+
+def test_a_temperature_scalar_beside_the_weights_is_ignored(tmp_path):
+    shapes = original_shapes(1000, 32, 64, 2, 32, 2)
+    values = {**random_values(shapes), "generator_predictions/temperature": np.float32(1.0)}
+    write_tf1_checkpoint(str(tmp_path / "src"), values, vocab_size=1000)
+    import_electra_tf1(str(tmp_path / "src"), str(tmp_path / "model"))
+    record = json.load(open(tmp_path / "model" / "conversion.json"))
+    assert record["ignored_optimizer_slots_and_scalars"] == 2 * (len(values)) + 1

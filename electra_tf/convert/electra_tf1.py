@@ -53,6 +53,8 @@ VOCAB_FILE = "vocab.txt"
 RECORD_FILE = "conversion.json"
 SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 GLOBAL_STEP = "global_step"
+# Scalars some checkpoints of the original hold beside the weights (Hugging Face's converter skips them too).
+NOT_WEIGHTS = ("temperature",)
 EMBEDDING_SCOPE = "electra/embeddings"
 _LAYER = re.compile(r"^(electra|generator)/encoder/layer_(\d+)/")
 
@@ -185,9 +187,10 @@ def find_tf1_checkpoint(path):
 def read_tf1_checkpoint(prefix):
     """``(weights, global_step, ignored)``: every model variable as a NumPy array, read by name.
 
-    Optimizer slots and ``global_step`` are not weights (``ignored`` counts
-    the slots). Every tensor is read here, so a truncated or corrupt data file
-    fails now, before anything is written.
+    Optimizer slots, ``global_step`` and a ``temperature`` scalar are not
+    weights (``ignored`` counts the slots and such scalars). Every tensor is
+    read here, so a truncated or corrupt data file fails now, before anything
+    is written.
     """
     try:
         reader = tf.train.load_checkpoint(prefix)
@@ -196,9 +199,13 @@ def read_tf1_checkpoint(prefix):
         raise ConversionError(f"the checkpoint {prefix} cannot be read ({_first_line(exc)}): its .index file is "
                               "missing, truncated or not a TensorFlow checkpoint") from None
     weights, ignored, step = {}, 0, None
+    others = []
     for name in sorted(shapes):
         if name.endswith(SLOT_SUFFIXES):
             ignored += 1
+            continue
+        if any(part in NOT_WEIGHTS for part in name.split("/")):
+            others.append(name)
             continue
         try:
             value = reader.get_tensor(name)
@@ -210,7 +217,9 @@ def read_tf1_checkpoint(prefix):
             step = int(value)
         else:
             weights[name] = np.asarray(value)
-    return weights, step, ignored
+    if others:
+        log.info("ignored %s: not weights of the model", ", ".join(others))
+    return weights, step, ignored + len(others)
 
 
 def _first_line(exc):
@@ -454,7 +463,7 @@ def import_electra_tf1(input_dir, output, overwrite=False, num_heads=None, gener
         shutil.copyfile(vocab_file, os.path.join(staging, VOCAB_FILE))
         record = {"from": "electra_tf1", "source": os.path.abspath(prefix), "global_step": step,
                   "generator": "converted" if arch.generator else "initialised", "weights": assigned,
-                  "ignored_optimizer_slots": ignored, "num_heads": arch.num_heads,
+                  "ignored_optimizer_slots_and_scalars": ignored, "num_heads": arch.num_heads,
                   "generator_num_heads": cfg.generator_dims().num_heads}
         with open(os.path.join(staging, RECORD_FILE), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2)
