@@ -79,7 +79,8 @@ def test_unknown_override_key_and_malformed_override():
 
 
 def test_unknown_preset_lists_presets():
-    with pytest.raises(ConfigError, match="presets: base, large, small, tiny"):
+    with pytest.raises(ConfigError,
+                       match="presets: base, electra_base, electra_large, electra_small, large, small, tiny"):
         load_config("huge")
 
 

@@ -99,7 +99,8 @@ def test_decay_exclusions_of_each_preset(name, extra):
     expected = [(buckets, cfg.generator_dims().num_heads), (buckets, cfg.model.num_heads)] if buckets else []
     assert tables == expected
     layer_norms = [v for v, role in roles if role == "layer_norm"]
-    assert len(layer_norms) == 2 * (3 + 3 + 1)  # per model: embeddings and 2 per block; the MLM head's
+    # Per model: embeddings and 2 per block; the MLM head's. The original's generator reads D's embedding LayerNorm.
+    assert len(layer_norms) == 2 * (3 + 3 + 1 - (cfg.embedding_sharing == "all"))
 
 
 class _TableNamedOtherwise(RelativePositionBias):

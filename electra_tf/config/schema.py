@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
 MODES = ("joint", "decoupled")
-SHARING = ("none", "shared", "gdes")
+SHARING = ("none", "shared", "gdes", "all")
 PRECISIONS = ("none", "bfloat16", "float16")
 ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
 

@@ -102,6 +102,13 @@ def validate(cfg: ElectraConfig) -> None:
     if cfg.embedding_sharing == "shared":
         _check(t.mode == "joint", "embedding_sharing", "shared",
                "'none' or 'gdes' with train.mode=decoupled (a shared table cannot belong to two optimizers)")
+    if cfg.embedding_sharing == "all":
+        # The original ELECTRA's sharing; decoupled mode gives each model its own copy (README, "Coming from
+        # google-research/electra"): a warm start from a model dir of the original loads the block into both.
+        _check(t.mode == "joint", "embedding_sharing", "all",
+               "'none' with train.mode=decoupled (one copy of the embedding block per model, each trained by its "
+               "own optimizer; --init_from a model dir of the original architecture loads its one block into "
+               "both), or train.mode=joint to share it as the original does")
 
 
 _PER_OPTIMIZER_RANGES = {"warmup_steps": (lambda v: v >= 0, "an integer >= 0"),

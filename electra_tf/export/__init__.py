@@ -230,6 +230,14 @@ def export_model_dir(model_dir, vocab_model=None, top_k=5, max_seq_length=None, 
 
     cfg = find_config(model_dir)
     vocab_model = vocab_model or find_vocab_model(model_dir, cfg)
+    if vocab_model is None and os.path.isfile(os.path.join(model_dir, "vocab.txt")):
+        # A model dir converted from google-research/electra carries its WordPiece vocab.txt; the text
+        # signatures read SentencePiece models only (WordPiece in the export: not yet built, issue 18).
+        log.warning("%s has a WordPiece vocab.txt and no SentencePiece model: exporting the id signatures only "
+                    "(text signatures from a WordPiece vocabulary are not built yet)", model_dir)
+        cfg, generator, discriminator = load_pretrained(checkpoint or model_dir, cfg=cfg)
+        return export_models(model_dir, generator, discriminator, cfg, vocab_model=None, top_k=top_k,
+                             max_seq_length=max_seq_length)
     if vocab_model is None:
         raise FileNotFoundError(
             f"no vocabulary found for {model_dir}: looked for {os.path.join(model_dir, EXPORT_DIR, VOCAB_FILE)} "

@@ -20,6 +20,13 @@ class Embeddings(keras.layers.Layer):
     :class:`DisentangledEmbedding` for gradient-disentangled sharing. It is then
     not part of this layer's config.
 
+    ``shared_block`` shares more, as the original ELECTRA does between its
+    generator and discriminator: this layer then reads another
+    :class:`Embeddings`' word, position and token-type tables and their
+    LayerNorm (the same objects, under the same attribute names), and keeps
+    only its own dropout and projection (``embeddings_project`` in the
+    original, one per model since the widths differ).
+
     Args:
         vocab_size: number of token ids.
         embedding_size: width of the embedding tables.
@@ -31,6 +38,7 @@ class Embeddings(keras.layers.Layer):
         layer_norm_epsilon: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal initializers.
         word_embedding: optional layer mapping ids to ``embedding_size`` vectors.
+        shared_block: optional :class:`Embeddings` whose tables and LayerNorm this layer reads.
         **kwargs: passed to ``keras.layers.Layer``.
 
     Example:
@@ -41,24 +49,36 @@ class Embeddings(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size, embedding_size, hidden_size, max_position_embeddings=0, type_vocab_size=2,
-                 dropout=0.1, layer_norm_epsilon=1e-12, initializer_range=0.02, word_embedding=None, **kwargs):
+                 dropout=0.1, layer_norm_epsilon=1e-12, initializer_range=0.02, word_embedding=None, shared_block=None,
+                 **kwargs):
         super().__init__(**kwargs)
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
         policy = self.dtype_policy
+        if shared_block is not None:
+            _check_shareable(shared_block, vocab_size, embedding_size, max_position_embeddings, type_vocab_size,
+                             word_embedding)
+            word_embedding = shared_block.word_embedding
         # === Layers ===
-        self.word_embedding = word_embedding or keras.layers.Embedding(
-            vocab_size, embedding_size, embeddings_initializer=init, dtype=policy, name="word_embeddings")
-        self.position_embedding = None
-        if max_position_embeddings:
-            self.position_embedding = keras.layers.Embedding(
-                max_position_embeddings, embedding_size, embeddings_initializer=init, dtype=policy,
-                name="position_embeddings")
-        self.type_embedding = None
-        if type_vocab_size:
-            self.type_embedding = keras.layers.Embedding(
-                type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
-                name="token_type_embeddings")
-        self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=policy, name="embeddings_layer_norm")
+        if shared_block is not None:  # the other layer's objects, so each weight exists (and is tracked) once
+            self.word_embedding = shared_block.word_embedding
+            self.position_embedding = shared_block.position_embedding
+            self.type_embedding = shared_block.type_embedding
+            self.layer_norm = shared_block.layer_norm
+        else:
+            self.word_embedding = word_embedding or keras.layers.Embedding(
+                vocab_size, embedding_size, embeddings_initializer=init, dtype=policy, name="word_embeddings")
+            self.position_embedding = None
+            if max_position_embeddings:
+                self.position_embedding = keras.layers.Embedding(
+                    max_position_embeddings, embedding_size, embeddings_initializer=init, dtype=policy,
+                    name="position_embeddings")
+            self.type_embedding = None
+            if type_vocab_size:
+                self.type_embedding = keras.layers.Embedding(
+                    type_vocab_size, embedding_size, embeddings_initializer=init, dtype=policy,
+                    name="token_type_embeddings")
+            self.layer_norm = FusedLayerNorm(epsilon=layer_norm_epsilon, dtype=policy,
+                                             name="embeddings_layer_norm")
         self.dropout_layer = FastDropout(dropout, dtype=policy)
         self.projection = None
         if embedding_size != hidden_size:
@@ -74,15 +94,15 @@ class Embeddings(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
         self.shares_word_embedding = word_embedding is not None
+        self.shares_block = shared_block is not None
 
     def build(self, input_shape):
-        if not self.word_embedding.built:
-            self.word_embedding.build(input_shape)
-        for layer in (self.position_embedding, self.type_embedding):
-            if layer is not None:
+        for layer in (self.word_embedding, self.position_embedding, self.type_embedding):
+            if layer is not None and not layer.built:
                 layer.build(input_shape)
         emb_shape = tuple(input_shape) + (self.embedding_size,)
-        self.layer_norm.build(emb_shape)
+        if not self.layer_norm.built:
+            self.layer_norm.build(emb_shape)
         if self.projection is not None:
             self.projection.build(emb_shape)
         self.built = True
@@ -105,7 +125,7 @@ class Embeddings(keras.layers.Layer):
 
     def get_config(self):
         if self.shares_word_embedding:
-            raise NotImplementedError(f"Embeddings {self.name!r} reads another layer's word embedding table; a "
+            raise NotImplementedError(f"Embeddings {self.name!r} reads another layer's embedding tables; a "
                                       "config round trip would untie it (rebuild the sharing in code)")
         config = super().get_config()
         config.update({
@@ -119,3 +139,16 @@ class Embeddings(keras.layers.Layer):
             "initializer_range": self.initializer_range,
         })
         return config
+
+
+def _check_shareable(block, vocab_size, embedding_size, max_position_embeddings, type_vocab_size, word_embedding):
+    """Raises ValueError unless ``block`` has the tables this layer would have built."""
+    if word_embedding is not None:
+        raise ValueError("pass word_embedding or shared_block, not both (shared_block brings its word embedding)")
+    if not isinstance(block, Embeddings):
+        raise ValueError(f"shared_block must be an Embeddings layer, got {type(block).__name__}")
+    mine = (vocab_size, embedding_size, max_position_embeddings or 0, type_vocab_size or 0)
+    theirs = (block.vocab_size, block.embedding_size, block.max_position_embeddings or 0, block.type_vocab_size or 0)
+    if mine != theirs:
+        raise ValueError("shared_block has other tables: (vocab, width, positions, token types) "
+                         f"{theirs} where this layer needs {mine}")

@@ -15,6 +15,8 @@ class Discriminator(keras.Model):
     Args:
         **encoder_kwargs: the :class:`~electra_tf.networks.Encoder` arguments,
             including an optional shared ``word_embedding``.
+        shared_embeddings: optional ``Embeddings`` of another model whose tables and
+            LayerNorm this model reads (``embedding_sharing: all``).
 
     Example:
 
@@ -23,11 +25,13 @@ class Discriminator(keras.Model):
     TensorShape([1, 4])
     """
 
-    def __init__(self, word_embedding=None, name="discriminator", dtype=None, trainable=True, **encoder_kwargs):
+    def __init__(self, word_embedding=None, shared_embeddings=None, name="discriminator", dtype=None, trainable=True,
+                 **encoder_kwargs):
         super().__init__(name=name, dtype=dtype, trainable=trainable)
         policy = self.dtype_policy
         # === Layers ===
-        self.encoder = Encoder(word_embedding=word_embedding, dtype=policy, name="encoder", **encoder_kwargs)
+        self.encoder = Encoder(word_embedding=word_embedding, shared_embeddings=shared_embeddings, dtype=policy,
+                               name="encoder", **encoder_kwargs)
         self.rtd_head = ReplacedTokenHead(self.encoder.hidden_size, activation=self.encoder.activation,
                                           initializer_range=self.encoder.initializer_range, dtype=policy,
                                           name="rtd_head")

@@ -57,7 +57,10 @@ def build_models(cfg: ElectraConfig, dtype=None, profile_admin: bool = True):
     ``none``: independent tables. ``shared``: one word-embedding table used by
     both (joint mode only). ``gdes``: the generator owns the table; the
     discriminator reads it through a :class:`DisentangledEmbedding` (stopped
-    gradient + its own zero-initialised delta).
+    gradient + its own zero-initialised delta). ``all``: the original ELECTRA's
+    sharing: the generator reads the discriminator's word, position and
+    token-type tables and their LayerNorm (joint mode only); each model keeps
+    its own projection to its width.
 
     With ``model.init: admin`` both encoders' ``ω`` are set by one profiling
     pass on :func:`admin_profile_batch`; ``profile_admin=False`` skips it
@@ -74,8 +77,15 @@ def build_models(cfg: ElectraConfig, dtype=None, profile_admin: bool = True):
     if cfg.embedding_sharing == "gdes":
         disc_table = DisentangledEmbedding(shared_table, dtype=dtype, name="gdes_word_embeddings")
         disc_table.build((None, None))
-    generator = Generator(word_embedding=shared_table, dtype=dtype, **encoder_kwargs(cfg, "generator"))
-    discriminator = Discriminator(word_embedding=disc_table, dtype=dtype, **encoder_kwargs(cfg, "discriminator"))
+    if cfg.embedding_sharing == "all":
+        # The block is the discriminator's (``electra/embeddings`` in the original); the generator reads it.
+        discriminator = Discriminator(dtype=dtype, **encoder_kwargs(cfg, "discriminator"))
+        generator = Generator(shared_embeddings=discriminator.encoder.embeddings, dtype=dtype,
+                              **encoder_kwargs(cfg, "generator"))
+    else:
+        generator = Generator(word_embedding=shared_table, dtype=dtype, **encoder_kwargs(cfg, "generator"))
+        discriminator = Discriminator(word_embedding=disc_table, dtype=dtype,
+                                      **encoder_kwargs(cfg, "discriminator"))
     generator.build()
     discriminator.build()
     if cfg.model.init == "admin" and profile_admin:

@@ -17,6 +17,8 @@ class Generator(keras.Model):
         **encoder_kwargs: the :class:`~electra_tf.networks.Encoder` arguments
             (``vocab_size``, ``hidden_size``, ``num_layers``, ``num_heads``, ...),
             including an optional shared ``word_embedding``.
+        shared_embeddings: optional ``Embeddings`` of another model whose tables and
+            LayerNorm this model reads (``embedding_sharing: all``).
 
     Example:
 
@@ -26,11 +28,13 @@ class Generator(keras.Model):
     TensorShape([1, 1, 10])
     """
 
-    def __init__(self, word_embedding=None, name="generator", dtype=None, trainable=True, **encoder_kwargs):
+    def __init__(self, word_embedding=None, shared_embeddings=None, name="generator", dtype=None, trainable=True,
+                 **encoder_kwargs):
         super().__init__(name=name, dtype=dtype, trainable=trainable)
         policy = self.dtype_policy
         # === Layers ===
-        self.encoder = Encoder(word_embedding=word_embedding, dtype=policy, name="encoder", **encoder_kwargs)
+        self.encoder = Encoder(word_embedding=word_embedding, shared_embeddings=shared_embeddings, dtype=policy,
+                               name="encoder", **encoder_kwargs)
         self.mlm_head = MaskedLMHead(self.encoder.word_embedding, activation=self.encoder.activation,
                                      layer_norm_epsilon=self.encoder.layer_norm_epsilon,
                                      initializer_range=self.encoder.initializer_range, dtype=policy,

@@ -35,6 +35,8 @@ class Encoder(keras.Model):
         relative_max_distance: distance from which positions share a bucket.
         type_vocab_size: number of token types (0 disables).
         word_embedding: optional shared word-embedding layer (see ``Embeddings``).
+        shared_embeddings: optional ``Embeddings`` of another encoder whose word, position and
+            token-type tables and LayerNorm this encoder reads (the original ELECTRA's generator).
         init: ``"normal"`` (truncated normal, BERT's) or ``"admin"``: the same weights, and each
             block's shortcuts scaled by Admin's ``ω``, which :meth:`profile_admin` sets.
         **kwargs: passed to ``keras.Model``.
@@ -51,7 +53,7 @@ class Encoder(keras.Model):
                  embedding_size=None, dropout=0.1, attention_dropout=0.1, activation="gelu",
                  initializer_range=0.02, layer_norm_epsilon=1e-12, max_position_embeddings=512,
                  absolute_positions=False, relative_buckets=32, relative_max_distance=128, type_vocab_size=2,
-                 word_embedding=None, init="normal", **kwargs):
+                 word_embedding=None, init="normal", shared_embeddings=None, **kwargs):
         super().__init__(**kwargs)
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
@@ -63,7 +65,8 @@ class Encoder(keras.Model):
             vocab_size, embedding_size, hidden_size,
             max_position_embeddings=max_position_embeddings if absolute_positions else 0,
             type_vocab_size=type_vocab_size, dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
-            initializer_range=initializer_range, word_embedding=word_embedding, dtype=policy, name="embeddings")
+            initializer_range=initializer_range, word_embedding=word_embedding, shared_block=shared_embeddings,
+            dtype=policy, name="embeddings")
         self.relative_bias = None
         if relative_buckets:
             self.relative_bias = RelativePositionBias(num_heads, relative_buckets, relative_max_distance,
