@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_config
 
 from electra_tf.data.vocab import load_sentencepiece
 from electra_tf.finetune import (
@@ -30,14 +29,9 @@ FAST = FinetuneConfig(max_steps=4, batch_size=8, eval_every=2)
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, tiny_data):
-    """A pretraining model dir (4 steps of the test-sized model) with its exports."""
-    from electra_tf.export import export_models
-    from electra_tf.training.trainer import Trainer
-
-    model_dir = str(tmp_path_factory.mktemp("pretrained"))
-    Trainer(make_config(tiny_data), model_dir, export=export_models, progress=False).train()
-    return model_dir
+def pretrained(tiny_pretrained):
+    """A pretraining model dir (4 steps of the test-sized model) with its exports (tests/conftest.py)."""
+    return tiny_pretrained
 
 
 def test_search_writes_results_and_keeps_the_best_checkpoint(pretrained, tmp_path):

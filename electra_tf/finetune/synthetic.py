@@ -15,7 +15,7 @@ Example:
 import os
 import random
 
-__all__ = ["GLUE_HEADERS", "write_synthetic_task"]
+__all__ = ["GLUE_HEADERS", "write_synthetic_task", "write_synthetic_chunking"]
 
 # The header of each GLUE file (None: CoLA has no header). MNLI's dev files have five label columns.
 GLUE_HEADERS = {
@@ -101,4 +101,35 @@ def write_synthetic_task(task, out_dir, num_train=400, num_dev=100, seed=0, labe
         paths[split] = os.path.join(out_dir, name)
         with open(paths[split], "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
+    return paths
+
+
+_PHRASES = {"NP": (("the", "a", "this"), ("model", "file", "value", "list", "name", "module", "item")),
+            "VP": ("reads", "returns", "uses", "learns", "keeps"),
+            "PP": ("of", "in", "for", "with", "by")}
+
+
+def _chunk_sentence(rng):
+    """``[(word, POS, chunk tag)]``: NP VP NP (PP NP) ."""
+    def np_chunk():
+        words = [(rng.choice(_PHRASES["NP"][0]), "DT", "B-NP")]
+        return words + [(rng.choice(_PHRASES["NP"][1]), "NN", "I-NP") for _ in range(rng.randint(1, 2))]
+
+    rows = np_chunk() + [(rng.choice(_PHRASES["VP"]), "VBZ", "B-VP")] + np_chunk()
+    if rng.random() < 0.5:
+        rows += [(rng.choice(_PHRASES["PP"]), "IN", "B-PP")] + np_chunk()
+    return rows + [(".", ".", "O")]
+
+
+def write_synthetic_chunking(out_dir, num_train=200, num_dev=50, seed=0):
+    """Writes CoNLL-2000-format ``train.txt`` and ``test.txt`` (``word POS chunk``, a blank line between
+    sentences) whose chunks follow from the words: NP (determiner + nouns), VP, PP and ``O``."""
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for split, name, count in (("train", "train.txt", num_train), ("dev", "test.txt", num_dev)):
+        sentences = ["\n".join(" ".join(row) for row in _chunk_sentence(rng)) for _ in range(count)]
+        paths[split] = os.path.join(out_dir, name)
+        with open(paths[split], "w", encoding="utf-8") as f:
+            f.write("\n\n".join(sentences) + "\n")
     return paths
