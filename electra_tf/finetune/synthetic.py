@@ -12,10 +12,11 @@ Example:
 {'train': '/tmp/SST-2/train.tsv', 'dev': '/tmp/SST-2/dev.tsv'}
 """
 
+import json
 import os
 import random
 
-__all__ = ["GLUE_HEADERS", "write_synthetic_task", "write_synthetic_chunking"]
+__all__ = ["GLUE_HEADERS", "write_synthetic_task", "write_synthetic_chunking", "write_synthetic_qa"]
 
 # The header of each GLUE file (None: CoLA has no header). MNLI's dev files have five label columns.
 GLUE_HEADERS = {
@@ -132,4 +133,40 @@ def write_synthetic_chunking(out_dir, num_train=200, num_dev=50, seed=0):
         paths[split] = os.path.join(out_dir, name)
         with open(paths[split], "w", encoding="utf-8") as f:
             f.write("\n\n".join(sentences) + "\n")
+    return paths
+
+
+def _qa_paragraph(rng, index, answerable, context_words):
+    words = [rng.choice(_FILLER) for _ in range(rng.randint(*context_words))]
+    qa = {"id": f"q{index}", "question": "what is the number ?", "answers": [], "is_impossible": not answerable}
+    if answerable:
+        position = rng.randrange(len(words) + 1)
+        digit = str(rng.randrange(10))
+        words.insert(position, digit)
+        start = len(" ".join(words[:position])) + (1 if position else 0)
+        qa["answers"] = [{"text": digit, "answer_start": start}]
+    return {"context": " ".join(words), "qas": [qa]}
+
+
+def write_synthetic_qa(out_dir, num_train=300, num_dev=60, version=1, seed=0, context_words=(20, 40),
+                       unanswerable=0.3):
+    """Writes SQuAD-format ``train.json`` and ``dev.json``: contexts of filler words, the question "what is
+    the number ?" and, as the answer, the one digit in the context (the learnable cue: no other word has
+    digits). Version 2 leaves the digit out of an ``unanswerable`` fraction of contexts (``is_impossible``)."""
+    if version not in (1, 2):
+        raise ValueError(f"version must be 1 or 2, got {version!r}")
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for split, count in (("train", num_train), ("dev", num_dev)):
+        paragraphs = [_qa_paragraph(rng, f"{split}{i}", version == 1 or rng.random() >= unanswerable,
+                                    context_words) for i in range(count)]
+        if version == 1:
+            for p in paragraphs:
+                del p["qas"][0]["is_impossible"]
+        data = {"version": "1.1" if version == 1 else "v2.0", "data": [{"title": "synthetic",
+                                                                        "paragraphs": paragraphs}]}
+        paths[split] = os.path.join(out_dir, f"{split}.json")
+        with open(paths[split], "w", encoding="utf-8") as f:
+            json.dump(data, f)
     return paths
