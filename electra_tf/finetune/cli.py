@@ -178,6 +178,8 @@ def run_finetuning(args, strategy):
                                                                        "layer_decay")),
              f"results:      {os.path.join(out, 'results.json')}, {os.path.join(out, 'results.md')}",
              f"checkpoint:   {results['best_run']['checkpoint'] if results.get('best_run') else '-'}",
+             *([f"predictions:  {os.path.join(out, 'predictions.json')} (the best run's, official SQuAD format)"]
+               if os.path.isfile(os.path.join(out, "predictions.json")) else []),
              f"tensorboard:  tensorboard --logdir {results['tensorboard']}",
              f"time:         {results['elapsed_sec']:.0f} s"]
     return EXIT_OK, lines

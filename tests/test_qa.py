@@ -1,0 +1,172 @@
+"""Extractive QA: the official SQuAD scores, answer checks, windows and decoding, a synthetic task end to end."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from electra_tf.finetune.qa_features import QAWindowing, decode_predictions, encode_qa
+from electra_tf.finetune.squad import (
+    QAExample,
+    exact_match,
+    f1_score,
+    normalize_answer,
+    parse_squad,
+    read_squad,
+    squad_scores,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_official_normalisation_exact_match_and_f1_by_hand():
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert normalize_answer("An apple, a day; THE end.") == "apple day end"
+    assert normalize_answer("theatre") == "theatre"  # articles only as whole words
+    assert exact_match("Paris.", "paris") == 1.0 and exact_match("in Paris", "Paris") == 0.0
+    # pred {cat, sat}, gold {cat, sat, down}: precision 1, recall 2/3.
+    assert f1_score("the cat sat", "a cat sat down") == pytest.approx(0.8)
+    assert f1_score("", "") == 1.0 and f1_score("", "x") == 0.0 and f1_score("", "x", version=1) == 0.0
+
+    v1 = [QAExample("a", "q", "c", (("Denver Broncos", 0), ("The Denver Broncos", 0))),
+          QAExample("b", "q", "c", (("in 1990", 0),))]
+    # a: exact on the first gold; b: {1990, year} vs {in, 1990}: F1 1/2.
+    assert squad_scores(v1, {"a": "denver broncos", "b": "1990 year"}, 1) == \
+        pytest.approx({"exact_match": 50.0, "f1": 75.0})
+
+
+def test_squad2_scores_and_the_best_threshold_by_hand():
+    examples = [QAExample("a", "q", "c", (("right", 0),)), QAExample("b", "q", "c", (("right", 0),)),
+                QAExample("c", "q", "c", (), True), QAExample("d", "q", "c", (), True)]
+    answers = {"a": "right", "b": "wrong", "c": "x", "d": "y"}
+    odds = {"a": -2.0, "c": 0.5, "b": 1.0, "d": 3.0}
+    scores = squad_scores(examples, answers, 2, null_odds=odds, threshold=0.0)
+    # Null when odds > 0: a answered (right), b, c, d null (b wrong, c and d right).
+    assert scores["exact"] == scores["f1"] == 75.0
+    assert (scores["HasAns_exact"], scores["NoAns_exact"]) == (50.0, 100.0)
+    # All null scores 2 (c, d); answering a (odds -2) makes 3, then c costs 1, b adds 0, d costs 1.
+    assert (scores["best_exact"], scores["best_exact_thresh"]) == (75.0, -2.0)
+    assert (scores["best_f1"], scores["best_f1_thresh"]) == (75.0, -2.0)
+    # Without null odds an empty prediction is the "no answer".
+    plain = squad_scores(examples, {"a": "right", "b": "", "c": "", "d": "y"}, 2)
+    assert (plain["exact"], plain["HasAns_exact"], plain["NoAns_exact"]) == (50.0, 50.0, 50.0)
+
+
+def _squad(qas, context="Denver Broncos won in 1990."):
+    return {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+
+def test_bad_answers_are_refused_naming_the_question(tmp_path):
+    bad_start = _squad([{"id": "q7", "question": "who?", "answers": [{"text": "Broncos", "answer_start": 3}]}])
+    with pytest.raises(ValueError, match="question id 'q7': answer_start 3 does not match the answer text "
+                                         "'Broncos': the context has 'ver Bro' there"):
+        parse_squad(bad_start, "dev.json", 1)
+    no_answer = _squad([{"id": "q8", "question": "when?", "answers": []}])
+    with pytest.raises(ValueError, match="question id 'q8' has no answer in its context"):
+        parse_squad(no_answer, "dev.json", 1)
+    impossible = _squad([{"id": "q9", "question": "why?", "answers": [], "is_impossible": True}])
+    with pytest.raises(ValueError, match="question id 'q9' is marked is_impossible, which SQuAD 1.1"):
+        parse_squad(impossible, "dev.json", 1)
+    assert parse_squad(impossible, "dev.json", 2)[0].is_impossible
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(_squad([{"id": "q1", "question": "when?",
+                                        "answers": [{"text": "1990", "answer_start": 22}]}])))
+    assert read_squad(str(path), 1) == [QAExample("q1", "when?", "Denver Broncos won in 1990.", (("1990", 22),))]
+
+
+def test_windows_hold_every_answer_and_decoding_maps_back_to_its_characters(tiny_data):
+    from electra_tf.data.vocab import load_sentencepiece
+
+    sp = load_sentencepiece(os.path.join(tiny_data, "vocab.model"))
+    words = ("the model reads a short text and learns which tokens were replaced by a small generator while "
+             "training runs on one machine with two cores so every test keeps its data tiny").split()
+    context = " ".join(words[:12]) + " café, au-lait " + " ".join(words[12:]) + " (end)."
+    answers = ["model reads", "café, au-lait", "small generator", "two cores", "data tiny", "(end)."]
+    examples = [QAExample(f"q{i}", "which words?", context, ((a, context.index(a)),)) for i, a in enumerate(answers)]
+    # 31 context pieces per window, a new one every 8: the max-context window of an answer's first piece
+    # (at least 11 pieces on its right) holds every answer here (at most 7 pieces in this vocabulary).
+    windowing = QAWindowing(max_seq_length=40, doc_stride=8, max_query_length=6)
+    split = encode_qa(sp, examples, windowing, training=True)
+    assert len(split) > 3 * len(examples)  # the context takes several windows
+    for e, (text, start) in enumerate(ex.answers[0] for ex in examples):
+        spans = split.spans[e]
+        windows = [f for f in range(len(split)) if split.feature_example[f] == e]
+        labelled = 0
+        for f in windows:
+            s, t = split.labels[f]
+            assert len(split.input_ids[f]) <= 40
+            assert split.token_type_ids[f].index(1) == split.feature_offset[f]
+            if (s, t) == (0, 0):
+                continue
+            labelled += 1
+            first = split.feature_doc_start[f] + s - split.feature_offset[f]
+            last = split.feature_doc_start[f] + t - split.feature_offset[f]
+            assert context[spans[first][0]:spans[last][1]] == text  # the exact characters
+        assert labelled >= 1, text
+        # Every piece has its most context in exactly one window: an answer is decoded once.
+        first_piece = next(i for i, (a, b) in enumerate(spans) if b > start and b > a)
+        owners = [f for f in windows if split.feature_doc_start[f] <= first_piece <
+                  split.feature_doc_start[f] + len(split.feature_max_context[f])
+                  and split.feature_max_context[f][first_piece - split.feature_doc_start[f]]]
+        assert len(owners) == 1
+
+    # Logits that point at each labelled span decode to exactly the answer, across the windows.
+    starts, ends = [], []
+    for f in range(len(split)):
+        n = len(split.input_ids[f])
+        s, t = split.labels[f]
+        start_logits, end_logits = np.zeros(n), np.zeros(n)
+        start_logits[s] += 5.0
+        end_logits[t] += 5.0
+        starts.append(start_logits)
+        ends.append(end_logits)
+    texts, odds, _ = decode_predictions(split, starts, ends)
+    assert texts == {ex.qid: ex.answers[0][0] for ex in examples}
+    assert all(v < 0 for v in odds.values())  # the span beats the null span in every question
+    assert squad_scores(examples, texts, 1)["exact_match"] == 100.0
+
+
+def _cli(*args):
+    from importlib import util
+
+    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(list(args))
+
+
+def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretrained, tmp_path, capsys):
+    """The answer is the context's one digit (none in 30% of contexts): a tiny model learns it, EM >= 0.9."""
+    from electra_tf.finetune.synthetic import write_synthetic_qa
+
+    data = tmp_path / "qa"
+    write_synthetic_qa(str(data), num_train=240, num_dev=50, version=2)
+    out = tmp_path / "out"
+    code = _cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+                str(out), "--lr", "3e-3", "--epochs", "2", "--batch_size", "16", "--max_seq_length", "32",
+                "--max_query_length", "8", "--doc_stride", "12", "--no_progress")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["main_metric"] == "best_f1" and "predictions.json" in printed
+    # EM at the null threshold chosen on dev (at threshold 0 a short run may still answer nothing).
+    assert results["best_exact"] >= 0.9, results
+    # predictions.json: every dev question id -> its answer ("" = unanswerable), the dev-chosen threshold applied.
+    dev = read_squad(str(data / "dev.json"), 2)
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert sorted(predictions) == sorted(ex.qid for ex in dev)
+    assert all(isinstance(v, str) for v in predictions.values())
+    assert squad_scores(dev, predictions, 2)["f1"] == pytest.approx(100 * results["best_f1"])
+    odds = json.loads((out / "null_odds.json").read_text())
+    assert sorted(odds) == sorted(predictions)
+
+    # A wrong answer_start is refused before anything is written, naming file and question.
+    train = json.loads((data / "train.json").read_text())
+    qa = next(q for p in train["data"][0]["paragraphs"] for q in p["qas"] if q["answers"])
+    qa["answers"][0]["answer_start"] += 1
+    (data / "train.json").write_text(json.dumps(train))
+    assert _cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+                str(tmp_path / "bad"), "--no_progress") == 2
+    assert f"{data / 'train.json'}: question id '{qa['id']}': answer_start" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "bad" / "results.json")
