@@ -141,7 +141,7 @@ def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretr
     from electra_tf.finetune.synthetic import write_synthetic_qa
 
     data = tmp_path / "qa"
-    write_synthetic_qa(str(data), num_train=240, num_dev=50, version=2)
+    write_synthetic_qa(str(data), num_train=240, num_dev=50, version=2, context_words=(8, 30))
     out = tmp_path / "out"
     code = _cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(out), "--lr", "3e-3", "--epochs", "2", "--batch_size", "16", "--max_seq_length", "32",
@@ -160,6 +160,23 @@ def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretr
     assert squad_scores(dev, predictions, 2)["f1"] == pytest.approx(100 * results["best_f1"])
     odds = json.loads((out / "null_odds.json").read_text())
     assert sorted(odds) == sorted(predictions)
+
+    # The export answers from text alone: where the whole context fits one window, as predictions.json does.
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 - registers the SentencePiece op
+
+    from electra_tf.data.vocab import load_sentencepiece
+
+    assert f"export:       {out / 'export'}" in printed
+    sp = load_sentencepiece(results["vocab"])
+    fits = [ex for ex in dev if len(sp.encode(ex.context)) + len(sp.encode(ex.question)) + 3 <= 32]
+    assert len(fits) >= 5
+    answer = tf.saved_model.load(str(out / "export")).signatures["answer_text"]
+    got = answer(question=tf.constant([ex.question for ex in fits]), context=tf.constant([ex.context for ex in fits]))
+    assert [a.decode() for a in got["answer"].numpy()] == [predictions[ex.qid] for ex in fits]
+    for ex, a, start, end in zip(fits, got["answer"].numpy(), got["answer_start"].numpy(), got["answer_end"].numpy()):
+        if a:  # byte offsets of the answer in the context
+            assert ex.context.encode()[start:end].strip() == a
 
     # A wrong answer_start is refused before anything is written, naming file and question.
     train = json.loads((data / "train.json").read_text())

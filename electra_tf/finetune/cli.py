@@ -69,6 +69,8 @@ def build_parser(description=None):
     qa.add_argument("--max_query_length", type=int, default=64, help="question tokens kept")
     qa.add_argument("--max_answer_length", type=int, default=30, help="longest answer decoded, in tokens")
     qa.add_argument("--n_best_size", type=int, default=20, help="start and end candidates per window")
+    qa.add_argument("--no_export", action="store_true",
+                    help="skip OUT/export (the best model as a SavedModel with a text signature)")
     dist = p.add_argument_group("distribution")
     dist.add_argument("--strategy", default="default", choices=list(STRATEGIES))
     dist.add_argument("--cpu_replicas", type=int, default=0, help="split the CPU into N devices (mirrored)")
@@ -154,6 +156,7 @@ def run_finetuning(args, strategy):
     from electra_tf.finetune.report import markdown_table
     from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged
     from electra_tf.finetune.search import run_search
+    from electra_tf.training.strategy import is_chief
 
     try:
         task = task_from_args(args)
@@ -165,6 +168,11 @@ def run_finetuning(args, strategy):
                              seeds=args.seeds, base=base, max_seq_length=max_seq_length, vocab=args.vocab,
                              tfds_data_dir=args.tfds_data_dir, strategy=strategy, progress=not args.no_progress,
                              keep_all_checkpoints=args.keep_all_checkpoints, pad_to_max=args.strategy == "tpu")
+        exported = None
+        if args.task in QA_NAMES and not args.no_export and is_chief(strategy):
+            from electra_tf.finetune.qa_export import export_qa
+
+            exported = export_qa(args.output_dir)
     except (FileNotFoundError, ValueError, VocabError) as exc:
         return EXIT_BAD_INPUT, [f"error: {exc}"]
     except FinetuneDiverged as exc:
@@ -180,6 +188,8 @@ def run_finetuning(args, strategy):
              f"checkpoint:   {results['best_run']['checkpoint'] if results.get('best_run') else '-'}",
              *([f"predictions:  {os.path.join(out, 'predictions.json')} (the best run's, official SQuAD format)"]
                if os.path.isfile(os.path.join(out, "predictions.json")) else []),
+             *([f"export:       {exported} (signature answer_text: question, context -> answer, score)"]
+               if exported else []),
              f"tensorboard:  tensorboard --logdir {results['tensorboard']}",
              f"time:         {results['elapsed_sec']:.0f} s"]
     return EXIT_OK, lines
