@@ -188,3 +188,28 @@ def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretr
                 str(tmp_path / "bad"), "--no_progress") == 2
     assert f"{data / 'train.json'}: question id '{qa['id']}': answer_start" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "bad" / "results.json")
+
+
+def test_squad_from_tfds_without_data_dir():
+    """The TFDS path reads squad/v1.1 through the same checks (TFDS mocked with our own rows: no download)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from electra_tf.finetune.qa import qa_task, read_qa
+
+    starts = {"train": 11, "validation": 11}
+
+    def rows(self, split, **kwargs):
+        return tf.data.Dataset.from_tensor_slices({
+            "id": [f"{split}{i}" for i in range(3)], "title": ["t"] * 3,
+            "context": [f"alpha beta {i} gamma" for i in range(3)], "question": ["which number ?"] * 3,
+            "answers": {"text": tf.ragged.constant([[str(i)] for i in range(3)]),
+                        "answer_start": tf.ragged.constant([[starts[split]]] * 3)}})
+
+    with tfds.testing.mock_data(as_dataset_fn=rows):
+        data = read_qa(qa_task("squad1", from_tfds=True))
+        assert data["dev"][2] == QAExample("validation2", "which number ?", "alpha beta 2 gamma", (("2", 11),))
+        assert [len(data[s]) for s in ("train", "dev")] == [3, 3]
+        starts["train"] = 10
+        with pytest.raises(ValueError, match=r"TFDS squad/v1.1\[train\]: question id 'train0': answer_start 10"):
+            read_qa(qa_task("squad1", from_tfds=True))
