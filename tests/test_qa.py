@@ -125,6 +125,12 @@ def test_windows_hold_every_answer_and_decoding_maps_back_to_its_characters(tiny
     assert texts == {ex.qid: ex.answers[0][0] for ex in examples}
     assert all(v < 0 for v in odds.values())  # the span beats the null span in every question
     assert squad_scores(examples, texts, 1)["exact_match"] == 100.0
+    # The answerability head's highest logit over a question's windows lowers its null odds by that much.
+    answerable = [float(split.feature_example[f] + 0.5 * (f % 2)) for f in range(len(split))]
+    _, shifted, _ = decode_predictions(split, starts, ends, answerable_logits=answerable)
+    for e, ex in enumerate(examples):
+        top = max(a for f, a in enumerate(answerable) if split.feature_example[f] == e)
+        assert shifted[ex.qid] == pytest.approx(odds[ex.qid] - top)
 
 
 def _cli(*args):
@@ -213,3 +219,22 @@ def test_squad_from_tfds_without_data_dir():
         starts["train"] = 10
         with pytest.raises(ValueError, match=r"TFDS squad/v1.1\[train\]: question id 'train0': answer_start 10"):
             read_qa(qa_task("squad1", from_tfds=True))
+
+
+def test_answerability_head_option_trains_and_reports_squad2_scores(tiny_pretrained, tmp_path):
+    from electra_tf.finetune import FinetuneConfig, SearchSpace, run_search
+    from electra_tf.finetune.qa import qa_task
+    from electra_tf.finetune.qa_export import load_finetuned_qa
+    from electra_tf.finetune.synthetic import write_synthetic_qa
+
+    data = tmp_path / "qa"
+    write_synthetic_qa(str(data), num_train=32, num_dev=12, version=2, context_words=(6, 12))
+    task = qa_task("qa_custom", max_query_length=8, answerable_head=True)
+    results = run_search(task, tiny_pretrained, str(tmp_path / "out"), data_dir=str(data),
+                         space=SearchSpace(learning_rates=(1e-3,)), base=FinetuneConfig(max_steps=4, batch_size=8),
+                         max_seq_length=32, progress=False)
+    assert results["main_metric"] == "best_f1" and {"HasAns_exact", "NoAns_exact"} <= set(results)
+    model, loaded, _ = load_finetuned_qa(str(tmp_path / "out"))
+    assert loaded.answerable_head and loaded.version == 2
+    out = model({"input_ids": np.array([[2, 10, 3, 11, 12, 3]], np.int32)})
+    assert out["answerable_logits"].shape == (1,)

@@ -69,6 +69,8 @@ def build_parser(description=None):
     qa.add_argument("--max_query_length", type=int, default=64, help="question tokens kept")
     qa.add_argument("--max_answer_length", type=int, default=30, help="longest answer decoded, in tokens")
     qa.add_argument("--n_best_size", type=int, default=20, help="start and end candidates per window")
+    qa.add_argument("--answerable_head", action="store_true",
+                    help="add ELECTRA's answerability classifier on [CLS] to the null-span decision (v2)")
     qa.add_argument("--no_export", action="store_true",
                     help="skip OUT/export (the best model as a SavedModel with a text signature)")
     dist = p.add_argument_group("distribution")
@@ -91,7 +93,8 @@ def task_from_args(args):
     if args.task in QA_NAMES:
         return qa_task(args.task, train_file=args.train_file, dev_file=args.dev_file, doc_stride=args.doc_stride,
                        max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
-                       n_best_size=args.n_best_size, from_tfds=not args.data_dir)
+                       n_best_size=args.n_best_size, from_tfds=not args.data_dir,
+                       answerable_head=args.answerable_head)
     if args.task != "custom":
         if args.num_labels is not None:
             raise ValueError(f"--num_labels only applies to --task custom (task {args.task} has its own labels)")

@@ -64,6 +64,9 @@ class SpanExtractor(_SequenceModel):
     models score spans: one dense layer with two outputs on the sequence output.
 
     Padding positions get a logit of -10000, so a softmax over the sequence ignores them.
+    With ``answerable_head`` the dense layer has a third output, read at the
+    ``[CLS]`` position only: ``answerable_logits`` [B], the logit that the
+    window holds an answer (ELECTRA's answerability classifier on ``[CLS]``).
 
     Example:
 
@@ -73,15 +76,19 @@ class SpanExtractor(_SequenceModel):
     (TensorShape([1, 4]), TensorShape([1, 4]))
     """
 
-    def __init__(self, encoder, dropout=0.1, **kwargs):
+    def __init__(self, encoder, dropout=0.1, answerable_head=False, **kwargs):
         kwargs.pop("num_outputs", None)
-        super().__init__(encoder, 2, dropout=dropout, **kwargs)
+        super().__init__(encoder, 3 if answerable_head else 2, dropout=dropout, **kwargs)
+        self.answerable_head = answerable_head
 
     def call(self, inputs, training=None):
-        """Returns float32 ``start_logits`` and ``end_logits`` [B, S]."""
+        """Returns float32 ``start_logits`` and ``end_logits`` [B, S] (and ``answerable_logits`` [B])."""
         logits = self._head(inputs, training)
         mask = inputs.get("input_mask")
         if mask is None:
             mask = keras.ops.not_equal(inputs["input_ids"], 0)
         penalty = (1.0 - keras.ops.cast(mask, "float32")) * -10000.0
-        return {"start_logits": logits[:, :, 0] + penalty, "end_logits": logits[:, :, 1] + penalty}
+        out = {"start_logits": logits[:, :, 0] + penalty, "end_logits": logits[:, :, 1] + penalty}
+        if self.answerable_head:
+            out["answerable_logits"] = logits[:, 0, 2]
+        return out

@@ -11,10 +11,13 @@ Unanswerable questions (SQuAD 2.0) are decided by the null span: a question
 is answered "" when its null odds (the ``[CLS]`` span's score minus the best
 span's) exceed a threshold, and the threshold is the one that maximises F1
 on dev (``best_f1_thresh``, as the official script finds it). That is the
-default, and the only decision implemented: it needs no second head or loss,
-it is what BERT and the official evaluation script assume, and the threshold
-search on dev already calibrates it. ELECTRA's separate answerability
-classifier is not implemented (see the README).
+default: it needs no second head or loss, it is what BERT and the official
+evaluation script assume, and the threshold search on dev calibrates it.
+``answerable_head=True`` (``--answerable_head``) adds ELECTRA's answerability
+classifier: a third output of the span head read at ``[CLS]``, trained with
+sigmoid cross entropy on whether the window holds the answer, whose highest
+logit over a question's windows is subtracted from the null odds; the same
+dev threshold search then applies.
 
 ``results.json`` holds the scores as fractions like every task here; v1:
 ``exact_match`` and ``f1``; v2: ``exact``, ``f1`` (null odds > 0 answered
@@ -71,6 +74,7 @@ class QATask:
     max_query_length: int = 64
     max_answer_length: int = 30
     n_best_size: int = 20
+    answerable_head: bool = False
 
     @property
     def main_metric(self) -> str:
@@ -96,7 +100,7 @@ class QATask:
 
 def qa_task(name: str, train_file: Optional[str] = None, dev_file: Optional[str] = None, doc_stride: int = 128,
             max_query_length: int = 64, max_answer_length: int = 30, n_best_size: int = 20,
-            from_tfds: bool = False) -> QATask:
+            from_tfds: bool = False, answerable_head: bool = False) -> QATask:
     """``squad1`` (train-v1.1.json, dev-v1.1.json), ``squad2`` (the v2.0 files) or ``qa_custom`` (train.json,
     dev.json; the version from the files)."""
     defaults = {"squad1": (1, "train-v1.1.json", "dev-v1.1.json", "squad/v1.1"),
@@ -108,7 +112,7 @@ def qa_task(name: str, train_file: Optional[str] = None, dev_file: Optional[str]
     if from_tfds and tfds_name is None:
         raise ValueError("--task qa_custom needs --data_dir with its SQuAD-format JSON files")
     task = QATask(name, version, train_file or train, {"dev": dev_file or dev}, tfds_name, doc_stride,
-                  max_query_length, max_answer_length, n_best_size)
+                  max_query_length, max_answer_length, n_best_size, answerable_head)
     task.windowing(max(384, max_query_length + 4))  # checks the numbers
     return task
 
@@ -174,7 +178,8 @@ class QARun(FinetuneRun):
 
     def _build_model(self):
         encoder = load_encoder(self.pretrained, self.pretrained_cfg, self.config.dropout)
-        model = SpanExtractor(encoder, dropout=self.config.dropout, name="span_extractor")
+        model = SpanExtractor(encoder, dropout=self.config.dropout, answerable_head=self.task.answerable_head,
+                              name="span_extractor")
         model.build()
         return model
 
@@ -182,20 +187,26 @@ class QARun(FinetuneRun):
         labels = tf.cast(batch["label"], tf.int32)
         start = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:, 0], logits=outputs["start_logits"])
         end = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:, 1], logits=outputs["end_logits"])
-        return (start + end) / 2.0
+        loss = (start + end) / 2.0
+        if self.task.answerable_head:  # the window holds the answer iff its label is not the [CLS] span
+            answerable = tf.cast(labels[:, 0] > 0, tf.float32)
+            loss += tf.nn.sigmoid_cross_entropy_with_logits(labels=answerable, logits=outputs["answerable_logits"])
+        return loss
 
     def _eval_outputs(self, outputs, batch):
-        return {"start_logits": outputs["start_logits"], "end_logits": outputs["end_logits"]}
+        keys = ("start_logits", "end_logits") + (("answerable_logits",) if self.task.answerable_head else ())
+        return {k: outputs[k] for k in keys}
 
     def _split_metrics(self, split, batches):
         data = self.data[split]
-        starts, ends = [], []
-        for batch in batches:
-            for s, e, w in zip(batch["start_logits"], batch["end_logits"], batch["weight"]):
-                if w > 0:
-                    starts.append(s)
-                    ends.append(e)
-        texts, odds, _ = decode_predictions(data, starts, ends, self.task.max_answer_length, self.task.n_best_size)
+        keep = [batch["weight"] > 0 for batch in batches]
+        starts = [s for batch, k in zip(batches, keep) for s, ok in zip(batch["start_logits"], k) if ok]
+        ends = [e for batch, k in zip(batches, keep) for e, ok in zip(batch["end_logits"], k) if ok]
+        answerable = None
+        if self.task.answerable_head:
+            answerable = [a for batch, k in zip(batches, keep) for a, ok in zip(batch["answerable_logits"], k) if ok]
+        texts, odds, _ = decode_predictions(data, starts, ends, self.task.max_answer_length, self.task.n_best_size,
+                                            answerable_logits=answerable)
         version = self.task.version
         if version == 1:
             scores = squad_scores(data.examples, texts, 1)

@@ -95,6 +95,8 @@ class QAExportModule(tf.Module):
         byte_end = tf.gather(c_end.to_tensor(0), tf.maximum(end - offset[:, 0], 0), batch_dims=1)
         text = tf.strings.strip(tf.strings.substr(context, byte_start, byte_end - byte_start))
         null_odds = starts[:, 0] + ends[:, 0] - best
+        if "answerable_logits" in outputs:
+            null_odds -= outputs["answerable_logits"]
         answered = has_span
         if self.null_threshold is not None:
             answered = answered & (null_odds <= self.null_threshold)
@@ -118,7 +120,8 @@ def load_finetuned_qa(output_dir):
         info = json.load(f)
     task = QATask(**info["identity"]["task"])
     pretrained = info["identity"]["pretrained"]
-    model = SpanExtractor(load_encoder(pretrained, find_config(pretrained), 0.0), dropout=0.0, name="span_extractor")
+    model = SpanExtractor(load_encoder(pretrained, find_config(pretrained), 0.0), dropout=0.0,
+                          answerable_head=task.answerable_head, name="span_extractor")
     model.build()
     checkpoint = tf.train.latest_checkpoint(best_dir)
     status = tf.train.Checkpoint(classifier=model, weights=list(model.weights)).read(checkpoint)

@@ -173,15 +173,20 @@ def encode_qa(sp, examples, windowing: QAWindowing, training: bool) -> QASplit:
 
 
 def decode_predictions(split: QASplit, start_logits, end_logits, max_answer_length: int = 30,
-                       n_best_size: int = 20):
+                       n_best_size: int = 20, answerable_logits=None):
     """``({qid: best non-null answer text}, {qid: null odds}, {qid: best span score})``.
 
-    ``start_logits`` and ``end_logits`` hold one array per window of ``split``, in order.
+    ``start_logits`` and ``end_logits`` hold one array per window of ``split``,
+    in order. ``answerable_logits`` (one per window, from the answerability
+    head) lower a question's null odds by their highest value over its windows.
     """
     best: Dict[int, Tuple[float, str]] = {}
     null: Dict[int, float] = {}
+    answerable: Dict[int, float] = {}
     for f, (starts, ends) in enumerate(zip(start_logits, end_logits)):
         e = split.feature_example[f]
+        if answerable_logits is not None:
+            answerable[e] = max(answerable.get(e, -np.inf), float(answerable_logits[f]))
         offset, doc_start = split.feature_offset[f], split.feature_doc_start[f]
         max_context = split.feature_max_context[f]
         length = len(max_context)
@@ -206,5 +211,5 @@ def decode_predictions(split: QASplit, start_logits, end_logits, max_answer_leng
         score, text = best.get(e, (-1e9, ""))
         texts[ex.qid] = text
         scores[ex.qid] = score
-        odds[ex.qid] = null.get(e, 0.0) - score
+        odds[ex.qid] = null.get(e, 0.0) - score - answerable.get(e, 0.0)
     return texts, odds, scores
