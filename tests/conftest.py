@@ -60,6 +60,16 @@ def tiny_pretrained(tmp_path_factory, tiny_data):
     return model_dir
 
 
+def finetune_cli(*args):
+    """Runs scripts/finetune.py's main() in this process with ``args``; returns its exit code."""
+    from importlib import util
+
+    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(list(args))
+
+
 def make_config(data_dir, *overrides):
     from electra_tf.config import load_config
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import finetune_cli
 
 from electra_tf.data.vocab import load_sentencepiece
 from electra_tf.finetune import (
@@ -108,15 +109,6 @@ def test_mnli_from_tfds_and_a_discriminator_export_with_layer_decay(pretrained, 
     assert results["best_config"]["layer_decay"] == 0.8
 
 
-def _cli(*args):
-    from importlib import util
-
-    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(list(args))
-
-
 def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsys):
     data = tmp_path / "scores"
     data.mkdir()
@@ -126,7 +118,7 @@ def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsy
         lines = [f"{s}\t" + " ".join(["good"] * s + ["the", "value"]) for s in scores]
         (data / name).write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    code = _cli("--task", "custom", "--num_labels", "1", "--no_header", "--text_a", "1", "--label_column", "0",
+    code = finetune_cli("--task", "custom", "--num_labels", "1", "--no_header", "--text_a", "1", "--label_column", "0",
                 "--pretrained", pretrained, "--data_dir", str(data), "--output_dir", str(out), "--lr", "1e-4",
                 "--max_steps", "3", "--batch_size", "8", "--max_seq_length", "16", "--no_progress")
     printed = capsys.readouterr().out
@@ -135,9 +127,10 @@ def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsy
     assert {"spearman", "pearson"} <= set(results) and results["main_metric"] == "spearman"
     assert "dev spearman" in printed and "results.json" in printed
 
-    assert _cli("--task", "sst3", "--pretrained", pretrained, "--output_dir", str(out)) == 2
+    assert finetune_cli("--task", "sst3", "--pretrained", pretrained, "--output_dir", str(out)) == 2
     assert "unknown task 'sst3'; accepted: cola, sst2" in capsys.readouterr().err
-    assert _cli("--task", "rte", "--pretrained", pretrained, "--data_dir", str(data), "--output_dir", str(out)) == 2
+    assert finetune_cli("--task", "rte", "--pretrained", pretrained, "--data_dir", str(data), "--output_dir",
+                        str(out)) == 2
     assert f"{data}/train.tsv: no column 'sentence1' in the header" in capsys.readouterr().err
 
 

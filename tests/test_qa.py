@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import finetune_cli
 
 from electra_tf.finetune.qa_features import QAWindowing, decode_predictions, encode_qa
 from electra_tf.finetune.squad import (
@@ -16,8 +17,6 @@ from electra_tf.finetune.squad import (
     read_squad,
     squad_scores,
 )
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_official_normalisation_exact_match_and_f1_by_hand():
@@ -133,15 +132,6 @@ def test_windows_hold_every_answer_and_decoding_maps_back_to_its_characters(tiny
         assert shifted[ex.qid] == pytest.approx(odds[ex.qid] - top)
 
 
-def _cli(*args):
-    from importlib import util
-
-    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(list(args))
-
-
 @pytest.mark.slow
 def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretrained, tmp_path, capsys):
     """The answer is the context's one digit (none in 30% of contexts): a tiny model learns it, EM >= 0.9."""
@@ -150,7 +140,7 @@ def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretr
     data = tmp_path / "qa"
     write_synthetic_qa(str(data), num_train=240, num_dev=50, version=2, context_words=(8, 30))
     out = tmp_path / "out"
-    code = _cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+    code = finetune_cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(out), "--lr", "3e-3", "--epochs", "2", "--batch_size", "16", "--max_seq_length", "32",
                 "--max_query_length", "8", "--doc_stride", "12", "--no_progress")
     printed = capsys.readouterr().out
@@ -190,7 +180,7 @@ def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretr
     qa = next(q for p in train["data"][0]["paragraphs"] for q in p["qas"] if q["answers"])
     qa["answers"][0]["answer_start"] += 1
     (data / "train.json").write_text(json.dumps(train))
-    assert _cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+    assert finetune_cli("--task", "qa_custom", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(tmp_path / "bad"), "--no_progress") == 2
     assert f"{data / 'train.json'}: question id '{qa['id']}': answer_start" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "bad" / "results.json")

@@ -4,11 +4,10 @@ import json
 import os
 
 import pytest
+from conftest import finetune_cli
 
 from electra_tf.finetune.conll import chunk_scores, read_conll
 from electra_tf.finetune.tagging import encode_tagging, tagging_task
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # Each case counted by hand: chunks (type, first, last) of gold and prediction, the correct ones, tokens equal.
@@ -78,22 +77,13 @@ def _sentence(words, tags):
     return Sentence(tuple(words), tuple(tags), "test:1")
 
 
-def _cli(*args):
-    from importlib import util
-
-    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(list(args))
-
-
 def test_chunking_cli_learns_the_synthetic_chunks_and_names_a_bad_line(tiny_pretrained, tmp_path, capsys):
     from electra_tf.finetune.synthetic import write_synthetic_chunking
 
     data = tmp_path / "conll2000"
     write_synthetic_chunking(str(data), num_train=160, num_dev=40)
     out = tmp_path / "out"
-    code = _cli("--task", "chunking", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+    code = finetune_cli("--task", "chunking", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(out), "--lr", "3e-3", "--epochs", "4", "--batch_size", "16", "--max_seq_length", "32",
                 "--no_progress")
     printed = capsys.readouterr().out
@@ -105,7 +95,7 @@ def test_chunking_cli_learns_the_synthetic_chunks_and_names_a_bad_line(tiny_pret
     assert results["best_run"]["checkpoint"].startswith(str(out / "best"))
 
     (data / "test.txt").write_text("the DT B-NP\nmodel NN\n")
-    code = _cli("--task", "chunking", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
+    code = finetune_cli("--task", "chunking", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(tmp_path / "bad"), "--no_progress")
     assert code == 2
     assert f"{data / 'test.txt'}:2: 2 columns, expected 3 (as in line 1)" in capsys.readouterr().err
