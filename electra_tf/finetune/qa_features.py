@@ -69,7 +69,7 @@ class QASplit(EncodedSplit):
     feature_example: List[int] = dataclasses.field(default_factory=list)
     feature_offset: List[int] = dataclasses.field(default_factory=list)
     feature_doc_start: List[int] = dataclasses.field(default_factory=list)
-    feature_max_context: List[List[bool]] = dataclasses.field(default_factory=list)
+    feature_max_context: List[np.ndarray] = dataclasses.field(default_factory=list)
     unmapped: int = 0
 
 
@@ -160,7 +160,8 @@ def encode_qa(sp, examples, windowing: QAWindowing, training: bool) -> QASplit:
             split.feature_example.append(e)
             split.feature_offset.append(offset)
             split.feature_doc_start.append(start)
-            split.feature_max_context.append([_max_context(windows, index, start + i) for i in range(length)])
+            split.feature_max_context.append(  # a NumPy array: SQuAD has ~10^5 windows of ~300 pieces
+                np.fromiter((_max_context(windows, index, start + i) for i in range(length)), bool, length))
             label = (0, 0)
             if answer is not None and start <= answer[0] and answer[1] < start + length:
                 label = (answer[0] - start + offset, answer[1] - start + offset)
