@@ -134,19 +134,32 @@ def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsy
     assert f"{data}/train.tsv: no column 'sentence1' in the header" in capsys.readouterr().err
 
 
+def _sst2(directory):
+    write_synthetic_task(get_task("sst2"), directory, num_train=32, num_dev=12)
+    return ["--task", "sst2", "--max_seq_length", "24"]
+
+
+def _squad2(directory):
+    from electra_tf.finetune.synthetic import write_synthetic_qa
+
+    write_synthetic_qa(directory, num_train=24, num_dev=12, version=2, context_words=(6, 20))
+    return ["--task", "qa_custom", "--max_seq_length", "24", "--max_query_length", "8", "--doc_stride", "8",
+            "--no_export"]
+
+
 @pytest.mark.slow
-def test_two_mirrored_replicas_train_like_one_device(pretrained, tmp_path):
-    """Gradients summed over replicas and clipped once: the same dev metrics on 1 and 2 replicas."""
-    task = get_task("sst2")
-    data_dir = str(tmp_path / "SST-2")
-    write_synthetic_task(task, data_dir, num_train=32, num_dev=12)
+@pytest.mark.parametrize("make_task", [_sst2, _squad2], ids=["sst2", "squad2"])
+def test_two_mirrored_replicas_train_like_one_device(pretrained, tmp_path, make_task):
+    """Gradients summed over replicas and clipped once: the same losses on 1 and 2 replicas (QA's too)."""
+    data_dir = str(tmp_path / "data")
+    task_args = make_task(data_dir)
     metrics = {}
     for name, extra in (("one", ["--strategy", "one_device"]),
                         ("two", ["--strategy", "mirrored", "--cpu_replicas", "2"])):
-        cmd = [sys.executable, os.path.join(ROOT, "scripts", "finetune.py"), "--task", "sst2", "--pretrained",
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "finetune.py"), *task_args, "--pretrained",
                pretrained, "--data_dir", data_dir, "--output_dir", str(tmp_path / name), "--lr", "3e-4",
-               "--max_steps", "4", "--batch_size", "8", "--dropout", "0", "--max_seq_length", "24",
-               "--log_every", "1", "--no_progress", *extra]
+               "--max_steps", "4", "--batch_size", "8", "--dropout", "0", "--log_every", "1", "--no_progress",
+               *extra]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
