@@ -132,7 +132,6 @@ def test_windows_hold_every_answer_and_decoding_maps_back_to_its_characters(tiny
         assert shifted[ex.qid] == pytest.approx(odds[ex.qid] - top)
 
 
-@pytest.mark.slow
 def test_synthetic_squad2_task_is_learnt_and_predictions_are_official(tiny_pretrained, tmp_path, capsys):
     """The answer is the context's one digit (none in 30% of contexts): a tiny model learns it, EM >= 0.9."""
     from electra_tf.finetune.synthetic import write_synthetic_qa

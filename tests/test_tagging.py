@@ -94,6 +94,18 @@ def test_chunking_cli_learns_the_synthetic_chunks_and_names_a_bad_line(tiny_pret
     assert results["f1"] > 0.6, results
     assert results["best_run"]["checkpoint"].startswith(str(out / "best"))
 
+    # The kept checkpoint tags the dev file with the reported F1.
+    from electra_tf.data.vocab import load_sentencepiece
+    from electra_tf.finetune import eval_dataset, load_finetuned
+    from electra_tf.finetune.tagging import predicted_tags, read_tagging
+
+    model, task, info = load_finetuned(str(out))
+    assert task.name == "chunking" and "B-NP" in task.label_names
+    dev = encode_tagging(load_sentencepiece(info["vocab"]), task, read_tagging(task, str(data))["dev"], 32)
+    batches = [{"logits": model(b, training=False)["logits"].numpy(), "label": b["label"].numpy(),
+                "weight": b["weight"].numpy()} for b in eval_dataset(dev, 16)]
+    assert chunk_scores(dev.gold, predicted_tags(task, dev, batches))["f1"] == pytest.approx(results["f1"])
+
     (data / "test.txt").write_text("the DT B-NP\nmodel NN\n")
     code = finetune_cli("--task", "chunking", "--pretrained", tiny_pretrained, "--data_dir", str(data), "--output_dir",
                 str(tmp_path / "bad"), "--no_progress")

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -107,25 +106,11 @@ class QAExportModule(tf.Module):
 
 def load_finetuned_qa(output_dir):
     """``(SpanExtractor with the best weights, QATask, best.json)`` from a QA search's ``--output_dir``."""
-    from electra_tf.finetune.heads import SpanExtractor
-    from electra_tf.finetune.qa import QATask
-    from electra_tf.finetune.runner import load_encoder
-    from electra_tf.pretrained import find_config
+    from electra_tf.finetune.finetuned import load_finetuned
 
-    best_dir = os.path.join(output_dir, "best")
-    path = os.path.join(best_dir, "best.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {path}: expected the --output_dir of a QA fine-tuning search")
-    with open(path, "r", encoding="utf-8") as f:
-        info = json.load(f)
-    task = QATask(**info["identity"]["task"])
-    pretrained = info["identity"]["pretrained"]
-    model = SpanExtractor(load_encoder(pretrained, find_config(pretrained), 0.0), dropout=0.0,
-                          answerable_head=task.answerable_head, name="span_extractor")
-    model.build()
-    checkpoint = tf.train.latest_checkpoint(best_dir)
-    status = tf.train.Checkpoint(classifier=model, weights=list(model.weights)).read(checkpoint)
-    status.assert_existing_objects_matched()
+    model, task, info = load_finetuned(output_dir)
+    if not hasattr(task, "version"):
+        raise ValueError(f"{output_dir} holds a {task.name} model, not a question answering one")
     return model, task, info
 
 
