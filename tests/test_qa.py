@@ -33,6 +33,9 @@ def test_official_normalisation_exact_match_and_f1_by_hand():
     # a: exact on the first gold; b: {1990, year} vs {in, 1990}: F1 1/2.
     assert squad_scores(v1, {"a": "denver broncos", "b": "1990 year"}, 1) == \
         pytest.approx({"exact_match": 50.0, "f1": 75.0})
+    # As the official scripts: v1 scores a missing prediction 0, v2 leaves the question out.
+    assert squad_scores(v1, {"a": "Denver Broncos"}, 1)["exact_match"] == 50.0
+    assert squad_scores(v1, {"a": "Denver Broncos"}, 2)["exact"] == 100.0
 
 
 def test_squad2_scores_and_the_best_threshold_by_hand():

@@ -178,7 +178,8 @@ def squad_scores(examples, predictions: Mapping[str, str], version: int,
                  null_odds: Optional[Mapping[str, float]] = None, threshold: float = 0.0) -> Dict[str, float]:
     """The official scores (percentages) of ``predictions`` ``{qid: answer text}``.
 
-    Version 1: ``exact_match`` and ``f1``, over the questions of ``examples``.
+    Version 1: ``exact_match`` and ``f1``, over the questions of ``examples`` (a missing prediction scores 0).
+    Version 2 leaves questions without a prediction out, as ``evaluate-v2.0.py`` does.
     Version 2: ``exact``, ``f1``, ``total``, ``HasAns_*``/``NoAns_*``; with
     ``null_odds`` the predictions are the non-null answers, a question is
     predicted unanswerable when its odds exceed ``threshold``, and
@@ -194,8 +195,9 @@ def squad_scores(examples, predictions: Mapping[str, str], version: int,
         for qid in exact:
             if null_odds[qid] > threshold:
                 applied_exact[qid] = applied_f1[qid] = float(not has_answer[qid])
-    out = {"exact": 100.0 * sum(applied_exact.values()) / len(examples),
-           "f1": 100.0 * sum(applied_f1.values()) / len(examples), "total": len(examples)}
+    total = len(applied_exact)  # as the official script: questions without a prediction are left out
+    out = {"exact": 100.0 * sum(applied_exact.values()) / total, "f1": 100.0 * sum(applied_f1.values()) / total,
+           "total": total}
     for name, keep in (("HasAns", True), ("NoAns", False)):
         qids = [q for q in applied_exact if has_answer[q] == keep]
         if qids:
