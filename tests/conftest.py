@@ -49,6 +49,27 @@ def tiny_data(tmp_path_factory):
     return ensure_builtin_data(str(root), vocab_size=TEST_VOCAB, max_seq_length=TEST_SEQ, corpus_mb=0.3)
 
 
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory, tiny_data):
+    """A pretraining model dir (4 steps of the test-sized model) with its exports, for fine-tuning tests."""
+    from electra_tf.export import export_models
+    from electra_tf.training.trainer import Trainer
+
+    model_dir = str(tmp_path_factory.mktemp("pretrained"))
+    Trainer(make_config(tiny_data), model_dir, export=export_models, progress=False).train()
+    return model_dir
+
+
+def finetune_cli(*args):
+    """Runs scripts/finetune.py's main() in this process with ``args``; returns its exit code."""
+    from importlib import util
+
+    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(list(args))
+
+
 def make_config(data_dir, *overrides):
     from electra_tf.config import load_config
 

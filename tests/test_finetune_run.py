@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_config
+from conftest import finetune_cli
 
 from electra_tf.data.vocab import load_sentencepiece
 from electra_tf.finetune import (
@@ -30,14 +30,9 @@ FAST = FinetuneConfig(max_steps=4, batch_size=8, eval_every=2)
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, tiny_data):
-    """A pretraining model dir (4 steps of the test-sized model) with its exports."""
-    from electra_tf.export import export_models
-    from electra_tf.training.trainer import Trainer
-
-    model_dir = str(tmp_path_factory.mktemp("pretrained"))
-    Trainer(make_config(tiny_data), model_dir, export=export_models, progress=False).train()
-    return model_dir
+def pretrained(tiny_pretrained):
+    """A pretraining model dir (4 steps of the test-sized model) with its exports (tests/conftest.py)."""
+    return tiny_pretrained
 
 
 def test_search_writes_results_and_keeps_the_best_checkpoint(pretrained, tmp_path):
@@ -114,15 +109,6 @@ def test_mnli_from_tfds_and_a_discriminator_export_with_layer_decay(pretrained, 
     assert results["best_config"]["layer_decay"] == 0.8
 
 
-def _cli(*args):
-    from importlib import util
-
-    spec = util.spec_from_file_location("finetune_script", os.path.join(ROOT, "scripts", "finetune.py"))
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(list(args))
-
-
 def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsys):
     data = tmp_path / "scores"
     data.mkdir()
@@ -132,7 +118,7 @@ def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsy
         lines = [f"{s}\t" + " ".join(["good"] * s + ["the", "value"]) for s in scores]
         (data / name).write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    code = _cli("--task", "custom", "--num_labels", "1", "--no_header", "--text_a", "1", "--label_column", "0",
+    code = finetune_cli("--task", "custom", "--num_labels", "1", "--no_header", "--text_a", "1", "--label_column", "0",
                 "--pretrained", pretrained, "--data_dir", str(data), "--output_dir", str(out), "--lr", "1e-4",
                 "--max_steps", "3", "--batch_size", "8", "--max_seq_length", "16", "--no_progress")
     printed = capsys.readouterr().out
@@ -141,25 +127,39 @@ def test_cli_custom_regression_task_and_input_errors(pretrained, tmp_path, capsy
     assert {"spearman", "pearson"} <= set(results) and results["main_metric"] == "spearman"
     assert "dev spearman" in printed and "results.json" in printed
 
-    assert _cli("--task", "sst3", "--pretrained", pretrained, "--output_dir", str(out)) == 2
+    assert finetune_cli("--task", "sst3", "--pretrained", pretrained, "--output_dir", str(out)) == 2
     assert "unknown task 'sst3'; accepted: cola, sst2" in capsys.readouterr().err
-    assert _cli("--task", "rte", "--pretrained", pretrained, "--data_dir", str(data), "--output_dir", str(out)) == 2
+    assert finetune_cli("--task", "rte", "--pretrained", pretrained, "--data_dir", str(data), "--output_dir",
+                        str(out)) == 2
     assert f"{data}/train.tsv: no column 'sentence1' in the header" in capsys.readouterr().err
 
 
+def _sst2(directory):
+    write_synthetic_task(get_task("sst2"), directory, num_train=32, num_dev=12)
+    return ["--task", "sst2", "--max_seq_length", "24"]
+
+
+def _squad2(directory):
+    from electra_tf.finetune.synthetic import write_synthetic_qa
+
+    write_synthetic_qa(directory, num_train=24, num_dev=12, version=2, context_words=(6, 20))
+    return ["--task", "qa_custom", "--max_seq_length", "24", "--max_query_length", "8", "--doc_stride", "8",
+            "--no_export"]
+
+
 @pytest.mark.slow
-def test_two_mirrored_replicas_train_like_one_device(pretrained, tmp_path):
-    """Gradients summed over replicas and clipped once: the same dev metrics on 1 and 2 replicas."""
-    task = get_task("sst2")
-    data_dir = str(tmp_path / "SST-2")
-    write_synthetic_task(task, data_dir, num_train=32, num_dev=12)
+@pytest.mark.parametrize("make_task", [_sst2, _squad2], ids=["sst2", "squad2"])
+def test_two_mirrored_replicas_train_like_one_device(pretrained, tmp_path, make_task):
+    """Gradients summed over replicas and clipped once: the same losses on 1 and 2 replicas (QA's too)."""
+    data_dir = str(tmp_path / "data")
+    task_args = make_task(data_dir)
     metrics = {}
     for name, extra in (("one", ["--strategy", "one_device"]),
                         ("two", ["--strategy", "mirrored", "--cpu_replicas", "2"])):
-        cmd = [sys.executable, os.path.join(ROOT, "scripts", "finetune.py"), "--task", "sst2", "--pretrained",
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "finetune.py"), *task_args, "--pretrained",
                pretrained, "--data_dir", data_dir, "--output_dir", str(tmp_path / name), "--lr", "3e-4",
-               "--max_steps", "4", "--batch_size", "8", "--dropout", "0", "--max_seq_length", "24",
-               "--log_every", "1", "--no_progress", *extra]
+               "--max_steps", "4", "--batch_size", "8", "--dropout", "0", "--log_every", "1", "--no_progress",
+               *extra]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]

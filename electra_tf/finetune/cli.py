@@ -16,10 +16,12 @@ log = logging.getLogger("electra_tf")
 
 def build_parser(description=None):
     from electra_tf.finetune.glue import TASK_NAMES
+    from electra_tf.finetune.qa import QA_NAMES
+    from electra_tf.finetune.tagging import TAGGING_NAMES
     from electra_tf.training.strategy import STRATEGIES
 
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, help=f"one of {', '.join(TASK_NAMES)}")
+    p.add_argument("--task", required=True, help=f"one of {', '.join(TASK_NAMES + TAGGING_NAMES + QA_NAMES)}")
     p.add_argument("--pretrained", required=True,
                    help="pretraining model dir (scripts/pretrain.py --model_dir), checkpoint, or export dir")
     p.add_argument("--output_dir", required=True, help="results.json, results.md, best/, runs/ (TensorBoard)")
@@ -40,7 +42,7 @@ def build_parser(description=None):
                         help="the paper's whole Table 3 grid (epochs, batch, weight decay, warm-up); "
                              "the flags above narrow it")
     fixed = p.add_argument_group("fixed settings")
-    fixed.add_argument("--max_seq_length", type=int, default=256)
+    fixed.add_argument("--max_seq_length", type=int, default=None, help="256 (QA: 384)")
     fixed.add_argument("--dropout", type=float, default=0.1)
     fixed.add_argument("--clip_norm", type=float, default=1.0, help="global gradient-norm clip (0 = none)")
     fixed.add_argument("--max_steps", type=int, default=None, help="cap the steps of every run (smoke tests)")
@@ -54,9 +56,23 @@ def build_parser(description=None):
     custom.add_argument("--label_column", default="label", help="label column")
     custom.add_argument("--label_names", nargs="+", default=None, help="labels of class 0, 1, ... as in the files")
     custom.add_argument("--no_header", action="store_true", help="the files have no header line")
-    custom.add_argument("--train_file", default="train.tsv")
-    custom.add_argument("--dev_file", default="dev.tsv")
+    custom.add_argument("--train_file", default=None,
+                        help="train.tsv; tagging: train.txt; qa_custom: train.json; squad1/2: the official name")
+    custom.add_argument("--dev_file", default=None,
+                        help="dev.tsv; chunking: test.txt; tagging_custom: dev.txt; qa_custom: dev.json")
     custom.add_argument("--metric", default=None, help="the selecting metric (accuracy, f1, mcc, spearman, pearson)")
+    tagging = p.add_argument_group("--task chunking | tagging_custom (CoNLL-style files in --data_dir)")
+    tagging.add_argument("--token_column", type=int, default=0, help="tagging_custom: the word's field (0)")
+    tagging.add_argument("--tag_column", type=int, default=-1, help="tagging_custom: the tag's field (-1: last)")
+    qa = p.add_argument_group("--task squad1 | squad2 | qa_custom (SQuAD JSON in --data_dir, or TFDS squad)")
+    qa.add_argument("--doc_stride", type=int, default=128, help="tokens between the starts of context windows")
+    qa.add_argument("--max_query_length", type=int, default=64, help="question tokens kept")
+    qa.add_argument("--max_answer_length", type=int, default=30, help="longest answer decoded, in tokens")
+    qa.add_argument("--n_best_size", type=int, default=20, help="start and end candidates per window")
+    qa.add_argument("--answerable_head", action="store_true",
+                    help="add ELECTRA's answerability classifier on [CLS] to the null-span decision (v2)")
+    qa.add_argument("--no_export", action="store_true",
+                    help="skip OUT/export (the best model as a SavedModel with a text signature)")
     dist = p.add_argument_group("distribution")
     dist.add_argument("--strategy", default="default", choices=list(STRATEGIES))
     dist.add_argument("--cpu_replicas", type=int, default=0, help="split the CPU into N devices (mirrored)")
@@ -67,7 +83,18 @@ def build_parser(description=None):
 def task_from_args(args):
     """The :class:`~electra_tf.finetune.glue.Task` the flags describe."""
     from electra_tf.finetune.glue import custom_task, get_task
+    from electra_tf.finetune.qa import QA_NAMES, qa_task
+    from electra_tf.finetune.tagging import TAGGING_NAMES, tagging_task
 
+    if args.task in TAGGING_NAMES:
+        if not args.data_dir:
+            raise ValueError(f"--task {args.task} needs --data_dir with its CoNLL-style files")
+        return tagging_task(args.task, args.token_column, args.tag_column, args.train_file, args.dev_file)
+    if args.task in QA_NAMES:
+        return qa_task(args.task, train_file=args.train_file, dev_file=args.dev_file, doc_stride=args.doc_stride,
+                       max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
+                       n_best_size=args.n_best_size, from_tfds=not args.data_dir,
+                       answerable_head=args.answerable_head)
     if args.task != "custom":
         if args.num_labels is not None:
             raise ValueError(f"--num_labels only applies to --task custom (task {args.task} has its own labels)")
@@ -78,7 +105,8 @@ def task_from_args(args):
         raise ValueError("--task custom needs --data_dir with its TSV files")
     return custom_task("custom", text_a=args.text_a, text_b=args.text_b, label=args.label_column,
                        num_labels=args.num_labels, label_names=args.label_names, header=not args.no_header,
-                       train_file=args.train_file, dev_file=args.dev_file, main_metric=args.metric)
+                       train_file=args.train_file or "train.tsv", dev_file=args.dev_file or "dev.tsv",
+                       main_metric=args.metric)
 
 
 def _space(args):
@@ -127,19 +155,27 @@ def check_output_reuse(output_dir, pretrained):
 def run_finetuning(args, strategy):
     """Runs ``scripts/finetune.py``; returns ``(exit_code, lines to show the user)``."""
     from electra_tf.data.vocab import VocabError
+    from electra_tf.finetune.qa import QA_NAMES
     from electra_tf.finetune.report import markdown_table
     from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged
     from electra_tf.finetune.search import run_search
+    from electra_tf.training.strategy import is_chief
 
     try:
         task = task_from_args(args)
         check_output_reuse(args.output_dir, args.pretrained)
         base = FinetuneConfig(dropout=args.dropout, clip_norm=args.clip_norm, max_steps=args.max_steps,
                               eval_every=args.eval_every, log_every=args.log_every)
+        max_seq_length = args.max_seq_length or (384 if args.task in QA_NAMES else 256)
         results = run_search(task, args.pretrained, args.output_dir, data_dir=args.data_dir, space=_space(args),
-                             seeds=args.seeds, base=base, max_seq_length=args.max_seq_length, vocab=args.vocab,
+                             seeds=args.seeds, base=base, max_seq_length=max_seq_length, vocab=args.vocab,
                              tfds_data_dir=args.tfds_data_dir, strategy=strategy, progress=not args.no_progress,
                              keep_all_checkpoints=args.keep_all_checkpoints, pad_to_max=args.strategy == "tpu")
+        exported = None
+        if args.task in QA_NAMES and not args.no_export and is_chief(strategy):
+            from electra_tf.finetune.qa_export import export_qa
+
+            exported = export_qa(args.output_dir)
     except (FileNotFoundError, ValueError, VocabError) as exc:
         return EXIT_BAD_INPUT, [f"error: {exc}"]
     except FinetuneDiverged as exc:
@@ -153,6 +189,10 @@ def run_finetuning(args, strategy):
                                                                        "layer_decay")),
              f"results:      {os.path.join(out, 'results.json')}, {os.path.join(out, 'results.md')}",
              f"checkpoint:   {results['best_run']['checkpoint'] if results.get('best_run') else '-'}",
+             *([f"predictions:  {os.path.join(out, 'predictions.json')} (the best run's, official SQuAD format)"]
+               if os.path.isfile(os.path.join(out, "predictions.json")) else []),
+             *([f"export:       {exported} (signature answer_text: question, context -> answer, score)"]
+               if exported else []),
              f"tensorboard:  tensorboard --logdir {results['tensorboard']}",
              f"time:         {results['elapsed_sec']:.0f} s"]
     return EXIT_OK, lines

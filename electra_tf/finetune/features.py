@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -30,11 +30,16 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class EncodedSplit:
-    """A tokenized split: ragged token ids and types, and one label per example."""
+    """A tokenized split: ragged token ids and types, and the labels.
+
+    ``labels`` is an array with one label per example ([N]; [N, 2] start and
+    end positions for question answering) or, for token tagging, a list of
+    per-token rows (-1 where a token has no label).
+    """
 
     input_ids: List[List[int]]
     token_type_ids: List[List[int]]
-    labels: np.ndarray
+    labels: Union[np.ndarray, List[List[int]]]
     truncated: int = 0
 
     def __len__(self):
@@ -96,13 +101,18 @@ def _ragged(rows):
     return tf.RaggedTensor.from_row_lengths(flat, lengths)
 
 
+def _labels(labels):
+    """Labels as tf.data takes them: an array ([N] or [N, k]) as it is, a list of per-token rows ragged."""
+    return labels if isinstance(labels, np.ndarray) else _ragged(labels)
+
+
 def _dataset(split: EncodedSplit, weights: np.ndarray) -> tf.data.Dataset:
     ids = _ragged(split.input_ids)
     features = {
         "input_ids": ids,
         "token_type_ids": _ragged(split.token_type_ids),
         "input_mask": tf.ones_like(ids),
-        "label": split.labels,
+        "label": _labels(split.labels),
         "weight": weights,
     }
     return tf.data.Dataset.from_tensor_slices(features).map(
@@ -111,9 +121,12 @@ def _dataset(split: EncodedSplit, weights: np.ndarray) -> tf.data.Dataset:
 
 def _padded_batch(ds, batch_size, pad_to):
     shape = [pad_to] if pad_to else [None]
-    shapes = {"input_ids": shape, "token_type_ids": shape, "input_mask": shape, "label": [], "weight": []}
+    label_spec = ds.element_spec["label"]
+    # Per-token labels (tagging) pad like the tokens, with -1 (no label); others keep their shape.
+    label_shape = shape if label_spec.shape.rank == 1 and label_spec.shape[0] is None else label_spec.shape
+    shapes = {"input_ids": shape, "token_type_ids": shape, "input_mask": shape, "label": label_shape, "weight": []}
     values = {"input_ids": PAD_ID, "token_type_ids": 0, "input_mask": 0,
-              "label": tf.constant(0, ds.element_spec["label"].dtype), "weight": 0.0}
+              "label": tf.constant(-1 if label_spec.dtype.is_integer else 0, label_spec.dtype), "weight": 0.0}
     return ds.padded_batch(batch_size, padded_shapes=shapes, padding_values=values, drop_remainder=True)
 
 
@@ -145,7 +158,11 @@ def eval_dataset(split: EncodedSplit, batch_size: int, pad_to: Optional[int] = N
     """
     n = len(split)
     fill = (-n) % (batch_size * num_workers)
+    if isinstance(split.labels, np.ndarray):
+        labels = np.concatenate([split.labels, np.zeros((fill,) + split.labels.shape[1:], split.labels.dtype)])
+    else:
+        labels = list(split.labels) + [[-1, -1]] * fill
     padded = EncodedSplit(split.input_ids + [[CLS_ID, SEP_ID]] * fill, split.token_type_ids + [[0, 0]] * fill,
-                          np.concatenate([split.labels, np.zeros(fill, split.labels.dtype)]))
+                          labels)
     weights = np.concatenate([np.ones(n, np.float32), np.zeros(fill, np.float32)])
     return _options(_padded_batch(_dataset(padded, weights), batch_size, pad_to).prefetch(tf.data.AUTOTUNE))

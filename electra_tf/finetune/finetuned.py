@@ -14,14 +14,20 @@ import os
 import tensorflow as tf
 
 from electra_tf.finetune.glue import Task
-from electra_tf.finetune.runner import build_classifier
+from electra_tf.finetune.heads import SpanExtractor, TokenTagger
+from electra_tf.finetune.qa import QATask
+from electra_tf.finetune.runner import build_classifier, load_encoder
+from electra_tf.finetune.tagging import TaggingTask
 from electra_tf.pretrained import find_config
 
 __all__ = ["load_finetuned"]
 
 
 def load_finetuned(path):
-    """``(classifier, task, info)`` from a search's output dir (or its ``best/`` dir).
+    """``(model, task, info)`` from a search's output dir (or its ``best/`` dir).
+
+    The model is a ``SequenceClassifier`` (GLUE and custom tasks), a
+    ``TokenTagger`` (chunking, tagging_custom) or a ``SpanExtractor`` (QA).
 
     ``info`` is ``best.json``: the run, its config and dev metrics, the
     checkpoint, the vocabulary and ``max_seq_length`` used. The pretrained
@@ -43,9 +49,21 @@ def load_finetuned(path):
     for key in ("label_names", "metrics", "tfds_text"):
         if task_fields.get(key) is not None:
             task_fields[key] = tuple(task_fields[key])
-    task = Task(**task_fields)
     pretrained = identity["pretrained"]
-    model = build_classifier(pretrained, find_config(pretrained), task.num_labels, info["config"]["dropout"])
+    dropout = info["config"]["dropout"]
+    if "version" in task_fields:  # question answering
+        task = QATask(**task_fields)
+        model = SpanExtractor(load_encoder(pretrained, find_config(pretrained), dropout), dropout=dropout,
+                              answerable_head=task.answerable_head, name="span_extractor")
+        model.build()
+    elif "token_column" in task_fields:  # token tagging
+        task = TaggingTask(**task_fields)
+        model = TokenTagger(load_encoder(pretrained, find_config(pretrained), dropout), task.num_labels,
+                            dropout=dropout, name="tagger")
+        model.build()
+    else:
+        task = Task(**task_fields)
+        model = build_classifier(pretrained, find_config(pretrained), task.num_labels, dropout)
     checkpoint = tf.train.latest_checkpoint(directory)
     status = tf.train.Checkpoint(classifier=model, weights=list(model.weights)).read(checkpoint)
     status.assert_existing_objects_matched()

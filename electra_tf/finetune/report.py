@@ -9,10 +9,11 @@ _SHORT = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "wei
           "warmup_proportion": "warm-up", "layer_decay": "layer decay"}
 
 
-def _fmt(value):
+def _fmt(value, key=""):
+    """A metric x100; a threshold (QA's ``best_f1_thresh``: null odds, not a fraction) as it is."""
     if value is None:
         return "—"
-    return f"{100 * value:.2f}"
+    return f"{value:.4g}" if key.endswith("_thresh") else f"{100 * value:.2f}"
 
 
 def markdown_table(results):
@@ -31,7 +32,7 @@ def markdown_table(results):
         by_seed = {r["config"]["seed"]: (r.get("metrics") or {}).get(main) for r in s["runs"]}
         mark = " **(best)**" if s["config"] == results["best_config"] else ""
         cells = [f"{s['config'][k]:g}" for k in varied]
-        cells += [_fmt(s["median"].get(k)) for k in metric_keys]
+        cells += [_fmt(s["median"].get(k), k) for k in metric_keys]
         cells += [_fmt(by_seed.get(seed)) for seed in seeds]
         cells[0] += mark
         lines.append("| " + " | ".join(cells) + " |")
@@ -40,7 +41,7 @@ def markdown_table(results):
     lines += ["", f"Selected by the median over seeds of dev {main}. Fixed: {fixed}, dropout {best['dropout']:g}, "
               f"clip {best['clip_norm']:g}, max_seq_length {results['max_seq_length']}.",
               "", "Best setting (median over seeds): " + ", ".join(
-                  f"{k} {_fmt(results.get(k))}" for k in metric_keys)]
+                  f"{k} {_fmt(results.get(k), k)}" for k in metric_keys)]
     if results.get("best_run"):
         run = results["best_run"]
         lines.append(f"Best single run: {run['run']} at step {run['best_step']}, checkpoint "

@@ -31,7 +31,7 @@ from electra_tf.training.optimizers import WarmupLinearDecay
 from electra_tf.training.run_log import RunLog
 from electra_tf.training.strategy import is_chief, worker_info
 
-__all__ = ["FinetuneConfig", "FinetuneDiverged", "build_classifier", "FinetuneRun"]
+__all__ = ["FinetuneConfig", "FinetuneDiverged", "load_encoder", "build_classifier", "FinetuneRun"]
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +103,19 @@ class FinetuneConfig:
         return "_".join(parts + [f"seed{self.seed}"])
 
 
-def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1, pooling="cls"):
-    """The pretrained discriminator's encoder (weights restored) under a new head.
-
-    The encoder is rebuilt with ``dropout`` (on hidden states and attention),
-    whatever dropout pretraining used.
-    """
+def load_encoder(pretrained, pretrained_cfg, dropout=0.1):
+    """The pretrained discriminator's encoder, weights restored, rebuilt with ``dropout`` (on hidden states and
+    attention) whatever dropout pretraining used."""
     model_cfg = dataclasses.replace(pretrained_cfg.model, dropout=dropout, attention_dropout=dropout)
     _, _, discriminator = load_pretrained(pretrained, which=("discriminator",),
                                           cfg=pretrained_cfg.replace(model=model_cfg))
-    model = SequenceClassifier(discriminator.encoder, num_labels, dropout=dropout, pooling=pooling, name="classifier")
+    return discriminator.encoder
+
+
+def build_classifier(pretrained, pretrained_cfg, num_labels, dropout=0.1, pooling="cls"):
+    """The pretrained discriminator's encoder (weights restored, see :func:`load_encoder`) under a new head."""
+    encoder = load_encoder(pretrained, pretrained_cfg, dropout)
+    model = SequenceClassifier(encoder, num_labels, dropout=dropout, pooling=pooling, name="classifier")
     model.build()
     return model
 
@@ -158,8 +161,7 @@ class FinetuneRun:
         self.total_steps = c.total_steps(len(self.data["train"]))
         warmup = int(c.warmup_proportion * self.total_steps)
         with self.strategy.scope():
-            self.model = build_classifier(self.pretrained, self.pretrained_cfg, self.task.num_labels, c.dropout,
-                                          c.pooling)
+            self.model = self._build_model()
             self.variables = trainable_variables(self.model)
             self.optimizer = LayerwiseAdamax(WarmupLinearDecay(c.learning_rate, warmup, self.total_steps),
                                              weight_decay=c.weight_decay, beta_1=c.beta_1, beta_2=c.beta_2,
@@ -182,17 +184,40 @@ class FinetuneRun:
         self.keeper = CheckpointKeeper(self.checkpoint, os.path.join(self.run_dir, "best"), keep=1,
                                        is_chief=self.chief)
 
-    # ------------------------------------------------------------------ steps
-    def _per_example_loss(self, logits, labels):
+    # ------------------------------------------------------------------ what a task family changes
+    def _build_model(self):
+        """The model to fine-tune (built, inside the strategy's scope): it has ``encoder`` and ``head``."""
+        c = self.config
+        return build_classifier(self.pretrained, self.pretrained_cfg, self.task.num_labels, c.dropout, c.pooling)
+
+    def _per_example_loss(self, outputs, batch):
+        """[B] losses from the model's ``outputs`` and the ``batch`` (labels in ``batch["label"]``)."""
+        logits, labels = outputs["logits"], batch["label"]
         if self.task.is_regression:
             return tf.square(logits[:, 0] - tf.cast(labels, tf.float32))
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
 
+    def _eval_outputs(self, outputs, batch):
+        """The tensors an evaluation collects from each batch (``weight`` is added)."""
+        return {"logits": outputs["logits"], "label": batch["label"]}
+
+    def _split_metrics(self, split, batches):
+        """``{metric: value}`` on ``split`` from the collected ``batches`` (dicts of NumPy arrays, with
+        ``weight``; rows of weight 0 fill the last batch)."""
+        keep = np.concatenate([b["weight"] for b in batches]) > 0
+        logits = np.concatenate([b["logits"] for b in batches])[keep]
+        labels = np.concatenate([b["label"] for b in batches])[keep]
+        return task_metrics(self.task, logits, labels)
+
+    def _on_best(self, step):
+        """Called after the checkpoint of a new best evaluation is saved (QA writes its predictions)."""
+
+    # ------------------------------------------------------------------ steps
     def _replica_step(self, batch):
         with tf.GradientTape() as tape:
-            logits = self.model(batch, training=True)["logits"]
+            outputs = self.model(batch, training=True)
             # Divided by the global batch: gradients summed over replicas are those of the global mean.
-            loss = tf.reduce_sum(self._per_example_loss(logits, batch["label"]) * batch["weight"])
+            loss = tf.reduce_sum(self._per_example_loss(outputs, batch) * batch["weight"])
             loss = loss / float(self.config.batch_size)
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
@@ -211,23 +236,17 @@ class FinetuneRun:
 
     def _eval_step(self, batch):
         def replica(b):
-            return self.model(b, training=False)["logits"], b["label"], b["weight"]
+            return {**self._eval_outputs(self.model(b, training=False), b), "weight": b["weight"]}
 
         outputs = self.strategy.run(replica, (batch,))
-        return [self.strategy.gather(x, axis=0) for x in outputs]
+        return {k: self.strategy.gather(v, axis=0) for k, v in outputs.items()}
 
     def evaluate(self):
         """``{results key: value}`` on every eval split (``accuracy``, ``f1``, ``accuracy_mismatched``, ...)."""
         out = {}
         for split, dataset in self.eval_sets.items():
-            logits, labels, weights = [], [], []
-            for batch in dataset:
-                lg, lb, w = self.eval_step(batch)
-                logits.append(lg.numpy())
-                labels.append(lb.numpy())
-                weights.append(w.numpy())
-            keep = np.concatenate(weights) > 0
-            values = task_metrics(self.task, np.concatenate(logits)[keep], np.concatenate(labels)[keep])
+            batches = [{k: v.numpy() for k, v in self.eval_step(batch).items()} for batch in dataset]
+            values = self._split_metrics(split, batches)
             out.update({self.task.metric_key(k, split): v for k, v in values.items()})
         return out
 
@@ -269,6 +288,8 @@ class FinetuneRun:
                     if best is None or metrics[main] > best[main]:
                         best, best_step = metrics, step
                         best_path = self.keeper.save(step)
+                        if self.chief:
+                            self._on_best(step)
                     bar.set_postfix(loss=f"{loss:.4f}", **{f"dev_{main}": f"{metrics[main]:.4f}"})
         finally:
             bar.close()

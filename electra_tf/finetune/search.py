@@ -43,6 +43,9 @@ __all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_S
 
 log = logging.getLogger(__name__)
 
+#: Files a QA run writes at its best evaluation; the search keeps the best run's in ``OUT/``.
+PREDICTION_FILES = ("predictions.json", "null_odds.json")
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
@@ -116,6 +119,18 @@ def encode_task(task, examples, vocab_path, max_seq_length, vocab_size=None):
     return {split: encode_examples(sp, rows, max_seq_length, task.is_regression) for split, rows in examples.items()}
 
 
+def _family(task):
+    """``(read, encode, run class)`` of the task's family: classification, token tagging or QA."""
+    from electra_tf.finetune.qa import QARun, QATask, encode_qa_task, read_qa
+    from electra_tf.finetune.tagging import TaggingRun, TaggingTask, encode_tagging_task, read_tagging
+
+    if isinstance(task, TaggingTask):
+        return (lambda t, data_dir, tfds_dir: read_tagging(t, data_dir)), encode_tagging_task, TaggingRun
+    if isinstance(task, QATask):
+        return read_qa, encode_qa_task, QARun
+    return load_examples, encode_task, FinetuneRun
+
+
 def _median(values):
     return float(np.median(values)) if values else None
 
@@ -185,10 +200,13 @@ def run_search(task, pretrained: str, output_dir: str, data_dir: Optional[str] =
         raise ValueError(f"max_seq_length ({max_seq_length}) exceeds the model's absolute position table "
                          f"(model.max_position_embeddings={cfg.model.max_position_embeddings})")
     vocab = vocab or find_vocab(pretrained, cfg)
-    examples = load_examples(task, data_dir, tfds_data_dir)
-    data = encode_task(task, examples, vocab, max_seq_length, cfg.model.vocab_size)
+    load, encode, run_class = _family(task)
+    examples = load(task, data_dir, tfds_data_dir)
+    if hasattr(task, "resolved"):  # tags (and qa_custom's SQuAD version) are known once the files are read
+        task = task.resolved(examples)
+    data = encode(task, examples, vocab, max_seq_length, cfg.model.vocab_size)
     identity = {"task": dataclasses.asdict(task), "pretrained": os.path.abspath(pretrained),
-                "data": os.path.abspath(data_dir) if data_dir else f"tfds:{task.tfds_name}",
+                "data": os.path.abspath(data_dir) if data_dir else f"tfds:{getattr(task, 'tfds_name', None)}",
                 "max_seq_length": max_seq_length, "num_train": len(data["train"])}
     identity = json.loads(json.dumps(identity))  # as it reads back from a result.json
     os.makedirs(output_dir, exist_ok=True)
@@ -209,7 +227,7 @@ def run_search(task, pretrained: str, output_dir: str, data_dir: Optional[str] =
             runs.append(done)
             continue
         log.info("run %d/%d %s", index, len(configs), config.name)
-        runner = FinetuneRun(task, pretrained, cfg, data, config, run_dir, strategy=strategy, progress=progress,
+        runner = run_class(task, pretrained, cfg, data, config, run_dir, strategy=strategy, progress=progress,
                              pad_to=max_seq_length if pad_to_max else None)
         try:
             result = runner.train()
@@ -229,6 +247,9 @@ def run_search(task, pretrained: str, output_dir: str, data_dir: Optional[str] =
             if os.path.isdir(best_dir):
                 shutil.rmtree(best_dir)
             shutil.copytree(os.path.join(run_dir, "best"), best_dir)
+            for name in PREDICTION_FILES:  # QA: the best evaluation's answers, beside its checkpoint
+                if os.path.isfile(os.path.join(run_dir, name)):
+                    shutil.copy(os.path.join(run_dir, name), os.path.join(best_dir, name))
             result["checkpoint"] = tf.train.latest_checkpoint(best_dir)
             with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as f:
                 json.dump({**result, "vocab": os.path.abspath(vocab), "max_seq_length": max_seq_length}, f, indent=2)
@@ -266,5 +287,9 @@ def run_search(task, pretrained: str, output_dir: str, data_dir: Optional[str] =
         "elapsed_sec": round(time.perf_counter() - start, 1),
     }
     if chief:
+        for name in PREDICTION_FILES:
+            if os.path.isfile(os.path.join(best_dir, name)):
+                shutil.copy(os.path.join(best_dir, name), os.path.join(output_dir, name + ".tmp"))
+                os.replace(os.path.join(output_dir, name + ".tmp"), os.path.join(output_dir, name))
         write_results(results, output_dir)
     return results

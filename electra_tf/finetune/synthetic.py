@@ -12,10 +12,11 @@ Example:
 {'train': '/tmp/SST-2/train.tsv', 'dev': '/tmp/SST-2/dev.tsv'}
 """
 
+import json
 import os
 import random
 
-__all__ = ["GLUE_HEADERS", "write_synthetic_task"]
+__all__ = ["GLUE_HEADERS", "write_synthetic_task", "write_synthetic_chunking", "write_synthetic_qa"]
 
 # The header of each GLUE file (None: CoLA has no header). MNLI's dev files have five label columns.
 GLUE_HEADERS = {
@@ -101,4 +102,71 @@ def write_synthetic_task(task, out_dir, num_train=400, num_dev=100, seed=0, labe
         paths[split] = os.path.join(out_dir, name)
         with open(paths[split], "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
+    return paths
+
+
+_PHRASES = {"NP": (("the", "a", "this"), ("model", "file", "value", "list", "name", "module", "item")),
+            "VP": ("reads", "returns", "uses", "learns", "keeps"),
+            "PP": ("of", "in", "for", "with", "by")}
+
+
+def _chunk_sentence(rng):
+    """``[(word, POS, chunk tag)]``: NP VP NP (PP NP) ."""
+    def np_chunk():
+        words = [(rng.choice(_PHRASES["NP"][0]), "DT", "B-NP")]
+        return words + [(rng.choice(_PHRASES["NP"][1]), "NN", "I-NP") for _ in range(rng.randint(1, 2))]
+
+    rows = np_chunk() + [(rng.choice(_PHRASES["VP"]), "VBZ", "B-VP")] + np_chunk()
+    if rng.random() < 0.5:
+        rows += [(rng.choice(_PHRASES["PP"]), "IN", "B-PP")] + np_chunk()
+    return rows + [(".", ".", "O")]
+
+
+def write_synthetic_chunking(out_dir, num_train=200, num_dev=50, seed=0):
+    """Writes CoNLL-2000-format ``train.txt`` and ``test.txt`` (``word POS chunk``, a blank line between
+    sentences) whose chunks follow from the words: NP (determiner + nouns), VP, PP and ``O``."""
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for split, name, count in (("train", "train.txt", num_train), ("dev", "test.txt", num_dev)):
+        sentences = ["\n".join(" ".join(row) for row in _chunk_sentence(rng)) for _ in range(count)]
+        paths[split] = os.path.join(out_dir, name)
+        with open(paths[split], "w", encoding="utf-8") as f:
+            f.write("\n\n".join(sentences) + "\n")
+    return paths
+
+
+def _qa_paragraph(rng, index, answerable, context_words):
+    words = [rng.choice(_FILLER) for _ in range(rng.randint(*context_words))]
+    qa = {"id": f"q{index}", "question": "what is the number ?", "answers": [], "is_impossible": not answerable}
+    if answerable:
+        position = rng.randrange(len(words) + 1)
+        digit = str(rng.randrange(10))
+        words.insert(position, digit)
+        start = len(" ".join(words[:position])) + (1 if position else 0)
+        qa["answers"] = [{"text": digit, "answer_start": start}]
+    return {"context": " ".join(words), "qas": [qa]}
+
+
+def write_synthetic_qa(out_dir, num_train=300, num_dev=60, version=1, seed=0, context_words=(20, 40),
+                       unanswerable=0.3):
+    """Writes SQuAD-format ``train.json`` and ``dev.json``: contexts of filler words, the question "what is
+    the number ?" and, as the answer, the one digit in the context (the learnable cue: no other word has
+    digits). Version 2 leaves the digit out of an ``unanswerable`` fraction of contexts (``is_impossible``)."""
+    if version not in (1, 2):
+        raise ValueError(f"version must be 1 or 2, got {version!r}")
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for split, count in (("train", num_train), ("dev", num_dev)):
+        paragraphs = [_qa_paragraph(rng, f"{split}{i}", version == 1 or rng.random() >= unanswerable,
+                                    context_words) for i in range(count)]
+        if version == 1:
+            for p in paragraphs:
+                del p["qas"][0]["is_impossible"]
+        data = {"version": "1.1" if version == 1 else "v2.0", "data": [{"title": "synthetic",
+                                                                        "paragraphs": paragraphs}]}
+        paths[split] = os.path.join(out_dir, f"{split}.json")
+        with open(paths[split], "w", encoding="utf-8") as f:
+            json.dump(data, f)
     return paths
