@@ -168,3 +168,33 @@ def test_two_mirrored_replicas_train_like_one_device(pretrained, tmp_path, make_
         metrics[name] = [r["loss"] for r in rows if "loss" in r]
     assert len(metrics["one"]) == 4
     np.testing.assert_allclose(metrics["one"], metrics["two"], rtol=1e-4)
+
+
+def test_head_only_phase_trains_the_head_on_the_frozen_encoder(pretrained, tmp_path):
+    """LP-FT (``probe_epochs``): the first phase changes the head and not one encoder weight; then all train."""
+    from electra_tf.finetune.runner import FinetuneRun
+    from electra_tf.finetune.search import encode_task, find_vocab
+    from electra_tf.pretrained import find_config
+
+    task = get_task("sst2")
+    data_dir = str(tmp_path / "SST-2")
+    write_synthetic_task(task, data_dir, num_train=32, num_dev=8)
+    cfg = find_config(pretrained)
+    data = encode_task(task, read_tsv_dir(task, data_dir), find_vocab(pretrained, cfg), 32)
+    config = FinetuneConfig(max_steps=2, batch_size=8, probe_epochs=2, learning_rate=1e-2)
+    run = FinetuneRun(task, pretrained, cfg, data, config, str(tmp_path / "run"), progress=False)
+    run._build()
+    assert run.probe_steps == 8 and "lp2" in config.name  # 2 epochs of 32 examples in batches of 8
+    encoder = [w.numpy() for w in run.model.encoder.weights]
+    head = [w.numpy() for w in run.model.head.weights]
+    losses = [float(run.head_step(run.train_iterator)) for _ in range(run.probe_steps)]
+    assert all(np.isfinite(losses))
+    for before, after in zip(encoder, run.model.encoder.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert any(np.abs(before - after.numpy()).max() > 1e-4 for before, after in zip(head, run.model.head.weights))
+    # The whole run: the head-only phase, then fine-tuning of everything, which does move the encoder.
+    result = FinetuneRun(task, pretrained, cfg, data, config, str(tmp_path / "run2"),
+                         progress=False).train()
+    assert result["steps"] == 2 and 0.0 <= result["metrics"]["accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="probe_epochs"):
+        FinetuneConfig(probe_epochs=-1)

@@ -19,6 +19,7 @@ from electra_tf.finetune.heldout import (
     comment_blocks,
     heldout_tasks,
     normalize_text,
+    reverse_span,
     write_task_tsv,
 )
 from electra_tf.finetune.optimizer import scale_multipliers
@@ -72,6 +73,36 @@ def test_heldout_tasks_shapes_and_splits(tasks):
     # no text is in both train and dev (whole files go to one split)
     train_texts = {e.text_a for e in topic["train"]}
     assert not train_texts & {e.text_a for e in topic["dev"]}
+
+
+def test_order_task_keeps_the_words_and_defeats_bag_of_words(tasks):
+    # Reversing a span changes the order and nothing else.
+    import random
+
+    words = "the pool may be shut down while a worker still holds a task".split()
+    rng = random.Random(0)
+    for _ in range(50):
+        changed = reverse_span(words, rng)
+        assert changed != words and sorted(changed) == sorted(words)
+    assert reverse_span(["a", "a", "a", "a"], rng) is None  # no span changes the text
+    # Both classes, about half each; a bag-of-words classifier is near chance (the topic task's is not).
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def bag_of_words_accuracy(name):
+        train, dev = tasks[name][1]["train"], tasks[name][1]["dev"]
+        vectorizer = CountVectorizer().fit([e.text_a for e in train])
+        model = LogisticRegression(max_iter=2000).fit(vectorizer.transform([e.text_a for e in train]),
+                                                      [e.label for e in train])
+        return model.score(vectorizer.transform([e.text_a for e in dev]), [e.label for e in dev])
+
+    order = tasks["order"][1]
+    assert len(order["train"]) > 1500 and len(order["dev"]) > 300
+    counts = np.bincount([e.label for e in order["dev"]])
+    assert abs(int(counts[0]) - int(counts[1])) < 0.1 * len(order["dev"])
+    assert bag_of_words_accuracy("order") < 0.58
+    assert bag_of_words_accuracy("topic2") > 0.7
+    assert len(tasks["order_1000"][1]["train"]) == 1000
 
 
 def test_heldout_tasks_are_deterministic_and_seeded(tasks):

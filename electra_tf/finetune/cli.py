@@ -44,6 +44,8 @@ def build_parser(description=None):
     fixed = p.add_argument_group("fixed settings")
     fixed.add_argument("--max_seq_length", type=int, default=None, help="256 (QA: 384)")
     fixed.add_argument("--dropout", type=float, default=0.1)
+    fixed.add_argument("--probe_epochs", type=float, default=0.0,
+                       help="first train the new head alone on the frozen encoder for this many epochs (LP-FT)")
     fixed.add_argument("--clip_norm", type=float, default=1.0, help="global gradient-norm clip (0 = none)")
     fixed.add_argument("--max_steps", type=int, default=None, help="cap the steps of every run (smoke tests)")
     fixed.add_argument("--eval_every", type=int, default=0, help="evaluate every N steps (0 = every epoch)")
@@ -164,7 +166,8 @@ def run_finetuning(args, strategy):
     try:
         task = task_from_args(args)
         check_output_reuse(args.output_dir, args.pretrained)
-        base = FinetuneConfig(dropout=args.dropout, clip_norm=args.clip_norm, max_steps=args.max_steps,
+        base = FinetuneConfig(dropout=args.dropout, probe_epochs=args.probe_epochs, clip_norm=args.clip_norm,
+                              max_steps=args.max_steps,
                               eval_every=args.eval_every, log_every=args.log_every)
         max_seq_length = args.max_seq_length or (384 if args.task in QA_NAMES else 256)
         results = run_search(task, args.pretrained, args.output_dir, data_dir=args.data_dir, space=_space(args),

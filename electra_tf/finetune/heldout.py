@@ -21,6 +21,11 @@ Tasks (every one has the same ``dev`` split within its family):
 * ``pair`` -- sentence pair, two classes: do comment blocks A and B (from two
   different files) come from the same area (1) or from two areas (0)?
   ``pair_1000`` keeps 1,000 training pairs.
+* ``order`` -- single sentence, two classes, in the spirit of CoLA: is the
+  comment as written (1), or has a span of its words been put in reverse order
+  (0)? Both classes have the same words, so a bag-of-words model is at chance;
+  the task needs knowledge of word order, which pretraining on the corpus can
+  give and a few thousand labelled sentences hardly can.
 
 Files go to ``train`` or ``dev`` whole (by a hash of their path), so no dev
 example shares a file with a training example. Everything is deterministic
@@ -72,10 +77,14 @@ TOPICS: Dict[str, Tuple[str, ...]] = {
 }
 #: The two areas of the binary task ``topic2`` (the most separable pair of areas).
 BINARY_AREAS = ("internet", "concurrency")
-TASK_NAMES = ("topic", "topic2", "topic_1000", "topic_100", "pair", "pair_1000")
+TASK_NAMES = ("topic", "topic2", "topic_1000", "topic_100", "pair", "pair_1000", "order", "order_1000")
 #: The tasks the transfer benchmark runs by default.
-BENCHMARK_TASKS = ("topic", "topic2", "topic_1000", "topic_100", "pair")
-LOW_RESOURCE = {"topic_1000": ("topic", 1000), "topic_100": ("topic", 100), "pair_1000": ("pair", 1000)}
+BENCHMARK_TASKS = ("topic", "topic2", "topic_1000", "topic_100", "pair", "order")
+LOW_RESOURCE = {"topic_1000": ("topic", 1000), "topic_100": ("topic", 100), "pair_1000": ("pair", 1000),
+                "order_1000": ("order", 1000)}
+#: ``order``: blocks of fewer words are not used; the reversed span is 3 to 6 words long.
+ORDER_MIN_WORDS = 6
+ORDER_SPAN = (3, 6)
 
 _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages", "dist-packages",
               "__pycache__"}
@@ -260,6 +269,35 @@ def _pair_examples(blocks: Sequence[CommentBlock], rng: random.Random, split: st
     return examples
 
 
+def reverse_span(words: Sequence[str], rng: random.Random) -> Optional[List[str]]:
+    """``words`` with one span of :data:`ORDER_SPAN` words reversed, or None when every choice keeps the text."""
+    low, high = ORDER_SPAN
+    for _ in range(8):
+        length = rng.randint(low, min(high, len(words)))
+        start = rng.randrange(len(words) - length + 1)
+        out = list(words[:start]) + list(reversed(words[start:start + length])) + list(words[start + length:])
+        if out != list(words):
+            return out
+    return None
+
+
+def _order_examples(blocks: Sequence[CommentBlock], rng: random.Random, split: str) -> List[Example]:
+    """``order``: each block once, as written (1) or with a span reversed (0), about half each."""
+    examples = []
+    for b in blocks:
+        words = _SPACE.sub(" ", b.text).strip().split(" ")
+        if len(words) < ORDER_MIN_WORDS:
+            continue
+        if rng.random() < 0.5:
+            examples.append(Example(" ".join(words), None, 1))
+            continue
+        changed = reverse_span(words, rng)
+        if changed is not None:
+            examples.append(Example(" ".join(changed), None, 0))
+    rng.shuffle(examples)
+    return examples
+
+
 def heldout_tasks(seed: int = 0, dev_fraction: float = 0.25, corpus_text: Optional[str] = None,
                   names: Iterable[str] = TASK_NAMES, root: Optional[str] = None
                   ) -> Dict[str, Tuple[Task, Dict[str, List[Example]]]]:
@@ -291,6 +329,7 @@ def heldout_tasks(seed: int = 0, dev_fraction: float = 0.25, corpus_text: Option
         "topic2": (custom_task("sst2", num_labels=2, label_names=("0", "1")), _binary_examples),
         "pair": (custom_task("pair", text_a="sentence1", text_b="sentence2", num_labels=2,
                              metrics=("accuracy", "f1")), _pair_examples),
+        "order": (custom_task("order", num_labels=2, label_names=("0", "1")), _order_examples),
     }
     built = {}
     for family, (task, make) in families.items():

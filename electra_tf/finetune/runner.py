@@ -45,7 +45,12 @@ class FinetuneConfig:
     """The hyperparameters of one run (defaults: the paper's Table 3 at lr 1e-4).
 
     ``epochs`` may be fractional; ``max_steps`` (when set) overrides the
-    number of steps that ``epochs`` implies. ``eval_every`` 0 evaluates at the
+    number of steps that ``epochs`` implies. ``probe_epochs`` > 0 first trains
+    the new head alone on the frozen encoder for that many epochs (its own
+    AdaMax at ``learning_rate``, warm-up and linear decay), then fine-tunes
+    everything for ``epochs`` as usual: linear probing then fine-tuning
+    (LP-FT, Kumar et al., 2022), which starts the encoder's updates from a
+    head that already fits its features instead of a random one. ``eval_every`` 0 evaluates at the
     end of every epoch; the last step is always evaluated. ``layer_decay`` 1.0
     turns layer-wise learning-rate decay off.
     """
@@ -58,6 +63,7 @@ class FinetuneConfig:
     layer_decay: float = 1.0
     scale_rates: bool = True
     pooling: str = "cls"
+    probe_epochs: float = 0.0
     seed: int = 0
     dropout: float = 0.1
     clip_norm: float = 1.0
@@ -72,6 +78,7 @@ class FinetuneConfig:
         checks = [
             (self.learning_rate > 0, "learning_rate", "> 0"),
             (self.epochs > 0, "epochs", "> 0"),
+            (self.probe_epochs >= 0, "probe_epochs", ">= 0 (0 = no head-only phase)"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1"),
             (self.weight_decay >= 0, "weight_decay", ">= 0"),
             (0 <= self.warmup_proportion < 1, "warmup_proportion", "in [0, 1)"),
@@ -98,6 +105,8 @@ class FinetuneConfig:
             parts.append("fixedrates")
         if self.pooling != "cls":
             parts.append(self.pooling)
+        if self.probe_epochs:
+            parts.append(f"lp{self.probe_epochs:g}")
         if self.max_steps:
             parts.append(f"steps{self.max_steps}")
         return "_".join(parts + [f"seed{self.seed}"])
@@ -170,6 +179,17 @@ class FinetuneRun:
             if c.scale_rates:  # each pretrained matrix's steps relative to its grown scale
                 self.optimizer.set_step_scales(scale_multipliers(self.model, self.model.encoder.initializer_range))
             self.optimizer.build(self.variables)  # eagerly: a lazy build inside strategy.run fails
+            self.probe_steps = 0
+            if c.probe_epochs:
+                self.probe_steps = max(1, math.ceil(c.probe_epochs * len(self.data["train"]) / c.batch_size))
+                encoder = {id(v) for v in self.model.encoder.weights}
+                self.head_variables = [v for v in self.variables if id(v) not in encoder]  # every new head
+                self.head_optimizer = LayerwiseAdamax(
+                    WarmupLinearDecay(c.learning_rate, int(c.warmup_proportion * self.probe_steps), self.probe_steps),
+                    weight_decay=c.weight_decay, beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
+                    name="probe_optimizer")
+                self.head_optimizer.build(self.head_variables)
+                self.head_step = tf.function(self._head_step)
         train = train_dataset(self.data["train"], c.batch_size, seed=c.seed, pad_to=self.pad_to)
         self.train_iterator = iter(self.strategy.experimental_distribute_dataset(train))
         self.eval_sets = {split: self.strategy.experimental_distribute_dataset(
@@ -213,26 +233,33 @@ class FinetuneRun:
         """Called after the checkpoint of a new best evaluation is saved (QA writes its predictions)."""
 
     # ------------------------------------------------------------------ steps
-    def _replica_step(self, batch):
+    def _replica_step(self, batch, variables=None, optimizer=None):
+        variables = variables or self.variables
+        optimizer = optimizer or self.optimizer
         with tf.GradientTape() as tape:
             outputs = self.model(batch, training=True)
             # Divided by the global batch: gradients summed over replicas are those of the global mean.
             loss = tf.reduce_sum(self._per_example_loss(outputs, batch) * batch["weight"])
             loss = loss / float(self.config.batch_size)
-        grads = tape.gradient(loss, self.variables)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
         # All-reduce once, then clip the global gradient's norm (Keras would clip each replica's part).
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         norm = tf.linalg.global_norm(grads)
         if self.config.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, self.config.clip_norm, use_norm=norm)
-        self.optimizer.apply(grads, self.variables)
+        optimizer.apply(grads, variables)
         return loss, norm
 
     def _train_step(self, iterator):
         loss, norm = self.strategy.run(self._replica_step, (next(iterator),))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return loss, self.strategy.experimental_local_results(norm)[0]
+
+    def _head_step(self, iterator):
+        """One step of the head-only phase: the encoder is read, not trained."""
+        loss, _ = self.strategy.run(self._replica_step, (next(iterator), self.head_variables, self.head_optimizer))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
     def _eval_step(self, batch):
         def replica(b):
@@ -264,6 +291,13 @@ class FinetuneRun:
                    disable=not (self.progress and self.chief))
         best, best_step, best_path, losses = None, 0, None, []
         try:
+            if self.probe_steps:
+                probe_losses = [float(self.head_step(self.train_iterator)) for _ in range(self.probe_steps)]
+                if not all(math.isfinite(x) for x in probe_losses):
+                    raise FinetuneDiverged(f"{c.name}: the head-only phase's loss is not finite; lower the "
+                                           f"learning rate (now {c.learning_rate:g})")
+                log.info("%s head-only phase: %d steps, loss %.4f -> %.4f", c.name, self.probe_steps,
+                         probe_losses[0], float(np.mean(probe_losses[-10:])))
             for step in range(1, self.total_steps + 1):
                 logged = step % c.log_every == 0 or step == self.total_steps
                 # The rate of this step's update: applying it advances the schedule.

@@ -64,6 +64,7 @@ class TransferRecipe:
     layer_decay: float = 1.0
     scale_rates: bool = True
     pooling: str = "cls"
+    probe_epochs: float = 0.0
     seeds: Tuple[int, ...] = (0, 1)
     max_seq_length: int = 64
     probe_c: float = 1.0
@@ -220,7 +221,7 @@ def finetune_score(pretrained: str, task, data_dir: str, out_dir: str, vocab: st
     """Median over ``recipe.seeds`` of the best dev accuracy, fine-tuning with ``recipe`` (finetune.py's path)."""
     space = SearchSpace(learning_rates=(recipe.learning_rate,), epochs=(recipe.epochs,),
                         batch_sizes=(recipe.batch_size,), layer_decays=(recipe.layer_decay,))
-    base = FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling)
+    base = FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling, probe_epochs=recipe.probe_epochs)
     results = run_search(task, pretrained, out_dir, data_dir=data_dir, space=space, seeds=recipe.seeds, base=base,
                          max_seq_length=recipe.max_seq_length, vocab=vocab, progress=False)
     return {"finetune": results[task.main_metric],
