@@ -92,7 +92,14 @@ class FinetuneConfig:
                 raise ValueError(f"{key} must be {accepted}, got {getattr(self, key)!r}")
 
     def total_steps(self, num_train: int) -> int:
-        return self.max_steps or max(1, math.ceil(self.epochs * num_train / self.batch_size))
+        return self.max_steps or self._steps(self.epochs, num_train)
+
+    def probe_steps(self, num_train: int) -> int:
+        """Steps of the head-only phase (0 when ``probe_epochs`` is 0)."""
+        return self._steps(self.probe_epochs, num_train) if self.probe_epochs else 0
+
+    def _steps(self, epochs: float, num_train: int) -> int:
+        return max(1, math.ceil(epochs * num_train / self.batch_size))
 
     @property
     def name(self) -> str:
@@ -179,9 +186,8 @@ class FinetuneRun:
             if c.scale_rates:  # each pretrained matrix's steps relative to its grown scale
                 self.optimizer.set_step_scales(scale_multipliers(self.model, self.model.encoder.initializer_range))
             self.optimizer.build(self.variables)  # eagerly: a lazy build inside strategy.run fails
-            self.probe_steps = 0
-            if c.probe_epochs:
-                self.probe_steps = max(1, math.ceil(c.probe_epochs * len(self.data["train"]) / c.batch_size))
+            self.probe_steps = c.probe_steps(len(self.data["train"]))
+            if self.probe_steps:
                 encoder = {id(v) for v in self.model.encoder.weights}
                 self.head_variables = [v for v in self.variables if id(v) not in encoder]  # every new head
                 self.head_optimizer = LayerwiseAdamax(
