@@ -37,30 +37,36 @@ import logging
 import os
 import re
 import shutil
-import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
-import keras
 import numpy as np
 import tensorflow as tf
 import yaml
 
 from electra_tf.config import config_from_dict, preset_path
+from electra_tf.convert.common import (
+    RECORD_FILE,
+    VOCAB_FILE,
+    ConversionError,
+    assign,
+    check_vocab,
+    finish_output,
+    fresh_models,
+    load_for_export,
+    read_vocab,  # noqa: F401 - public here before common.py held it
+    refuse_inexpressible,
+    start_output,
+    write_model_dir,
+)
 
 log = logging.getLogger(__name__)
 
-VOCAB_FILE = "vocab.txt"
-RECORD_FILE = "conversion.json"
 SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 GLOBAL_STEP = "global_step"
 # Scalars some checkpoints of the original hold beside the weights (Hugging Face's converter skips them too).
 NOT_WEIGHTS = ("temperature",)
 EMBEDDING_SCOPE = "electra/embeddings"
 _LAYER = re.compile(r"^(electra|generator)/encoder/layer_(\d+)/")
-
-
-class ConversionError(ValueError):
-    """An input cannot be converted, or the output cannot be written; the message names the problem."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,15 +341,6 @@ def _check_names_and_shapes(weights, arch):
                                   "count the model was trained with")
 
 
-def read_vocab(path):
-    """The tokens of a WordPiece ``vocab.txt`` (one per line)."""
-    with open(path, "r", encoding="utf-8") as f:
-        tokens = f.read().split("\n")
-    if tokens and tokens[-1] == "":
-        tokens.pop()
-    return tokens
-
-
 # --------------------------------------------------------------------------- config
 
 
@@ -381,31 +378,8 @@ _CONFIG_HEADER = ("# Converted from google-research/electra ({source}) by script
 
 # --------------------------------------------------------------------------- output dirs
 
-
-def _start_output(output, overwrite, flag="--output"):
-    """A fresh temporary dir beside ``output`` (refusing an existing ``output`` without ``overwrite``)."""
-    if not output:
-        raise ConversionError(f"{flag} must name a directory")
-    if os.path.exists(output) and not overwrite:
-        raise ConversionError(f"{flag} {output} already exists; pass --overwrite to replace it, or another path")
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ConversionError(f"{flag} {output} is a file, not a directory")
-    parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        raise ConversionError(f"{flag} {output}: its parent directory {parent} does not exist")
-    return tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(output))}.partial-", dir=parent)
-
-
-def _finish_output(staging, output):
-    """Renames the finished ``staging`` dir to ``output``, replacing an old one only once the new one is complete."""
-    old = None
-    if os.path.exists(output):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(output))}.old-",
-                               dir=os.path.dirname(os.path.abspath(output)))
-        os.rename(output, os.path.join(old, "dir"))
-    os.rename(staging, output)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+# Kept under their old names: electra_tf.convert.common holds them for every converter.
+_start_output, _finish_output = start_output, finish_output
 
 
 # --------------------------------------------------------------------------- import
@@ -443,30 +417,22 @@ def import_electra_tf1(input_dir, output, overwrite=False, num_heads=None, gener
                                   "checkpoint")
         weights, step, ignored = read_tf1_checkpoint(prefix)
         arch = infer_architecture(weights, num_heads, generator_num_heads)
-        tokens = read_vocab(vocab_file)
-        if len(tokens) != arch.vocab_size:
-            raise ConversionError(f"{vocab_file} has {len(tokens)} tokens but the checkpoint's table "
-                                  f"{EMBEDDING_SCOPE}/word_embeddings has {arch.vocab_size} rows: the vocabulary "
-                                  "is not the one this model was trained with")
+        check_vocab(vocab_file, arch.vocab_size, f"{EMBEDDING_SCOPE}/word_embeddings")
         cfg, raw = architecture_config(arch, generator_hidden_size, generator_layers, seed)
-        generator, discriminator = _fresh_models(cfg)
-        assigned = _assign(weights, tf1_variable_map(generator, discriminator), with_generator=bool(arch.generator))
+        generator, discriminator = fresh_models(cfg)
+        models = ("discriminator", "generator") if arch.generator else ("discriminator",)
+        assigned = assign(weights, tf1_variable_map(generator, discriminator), models)
         if not arch.generator:
             log.warning("%s has no generator (a discriminator-only checkpoint): the generator (%d x %d) is freshly "
                         "initialised from train.seed=%d; it reads the discriminator's embeddings as the original's "
                         "does", prefix, cfg.generator_dims().num_layers, cfg.generator_dims().hidden_size, seed)
         step = int(step or 0)
-        _save_model_dir(staging, generator, discriminator, step)
-        with open(os.path.join(staging, "config.yaml"), "w", encoding="utf-8") as f:
-            f.write(_CONFIG_HEADER.format(source=os.path.basename(prefix)))
-            yaml.safe_dump(raw, f, sort_keys=False, default_flow_style=False)
-        shutil.copyfile(vocab_file, os.path.join(staging, VOCAB_FILE))
         record = {"from": "electra_tf1", "source": os.path.abspath(prefix), "global_step": step,
                   "generator": "converted" if arch.generator else "initialised", "weights": assigned,
                   "ignored_optimizer_slots_and_scalars": ignored, "num_heads": arch.num_heads,
                   "generator_num_heads": cfg.generator_dims().num_heads}
-        with open(os.path.join(staging, RECORD_FILE), "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
+        write_model_dir(staging, generator, discriminator, step, raw,
+                        _CONFIG_HEADER.format(source=os.path.basename(prefix)), vocab_file, record)
         _finish_output(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -476,62 +442,11 @@ def import_electra_tf1(input_dir, output, overwrite=False, num_heads=None, gener
     return output
 
 
-def _fresh_models(cfg):
-    from electra_tf.models import build_models
-
-    keras.utils.set_random_seed(cfg.train.seed)
-    return build_models(cfg)
-
-
-def _assign(weights, mapping, with_generator):
-    """Assigns the arrays to the variables (fused QKV from its three parts); returns how many names were read."""
-    parts: Dict[int, Tuple[object, List]] = {}
-    read = set()
-    for model in ("discriminator", "generator"):
-        if model == "generator" and not with_generator:
-            continue
-        for name, variable, part in mapping[model]:
-            value = weights[name]
-            if part is None:
-                variable.assign(value)
-            else:
-                parts.setdefault(id(variable), (variable, [None, None, None]))[1][part] = value
-            read.add(name)
-    for variable, pieces in parts.values():
-        variable.assign(np.concatenate(pieces, axis=-1))
-    return len(read)
-
-
-def _save_model_dir(directory, generator, discriminator, step):
-    checkpoint = tf.train.Checkpoint(generator=generator, discriminator=discriminator)
-    tf.train.CheckpointManager(checkpoint, os.path.join(directory, "checkpoints"), max_to_keep=1).save(
-        checkpoint_number=step)
-
-
 # --------------------------------------------------------------------------- export
 
 
 def _refuse_inexpressible(cfg):
-    m = cfg.model
-    problems = []
-    if m.relative_buckets:
-        problems.append(f"model.relative_buckets={m.relative_buckets} (T5 relative position bias; the original has "
-                        "absolute positions only: relative_buckets 0)")
-    if not m.absolute_positions:
-        problems.append("model.absolute_positions=false (the original always adds absolute position embeddings)")
-    if not m.type_vocab_size:
-        problems.append("model.type_vocab_size=0 (the original always has token-type embeddings)")
-    if m.init == "admin":
-        problems.append("model.init=admin (Admin's shortcut scales ω are not part of the original's transformer)")
-    if m.activation not in ("gelu", "relu", "tanh"):
-        problems.append(f"model.activation={m.activation} (the original knows gelu, relu and tanh)")
-    if m.layer_norm_epsilon != 1e-12:
-        problems.append(f"model.layer_norm_epsilon={m.layer_norm_epsilon} (the original's LayerNorm uses 1e-12)")
-    if cfg.embedding_sharing == "gdes":
-        problems.append("embedding_sharing=gdes (a GDES delta on the discriminator's table; the original has one "
-                        "table read by both models)")
-    if problems:
-        raise ConversionError("google-research/electra's format cannot express this model: " + "; ".join(problems))
+    refuse_inexpressible(cfg, "google-research/electra", activations=("gelu", "relu", "tanh"), fixed_epsilon=1e-12)
 
 
 def export_electra_tf1(model_dir, output, overwrite=False, discriminator_only=False):
@@ -552,27 +467,15 @@ def export_electra_tf1(model_dir, output, overwrite=False, discriminator_only=Fa
             (the message names the setting), has no ``vocab.txt``, or
             ``output`` exists; nothing is written.
     """
-    from electra_tf.pretrained import find_config, latest_checkpoint_path, load_pretrained
+    from electra_tf.pretrained import latest_checkpoint_path
 
     staging = _start_output(output, overwrite)
     try:
-        try:
-            cfg = find_config(model_dir)
-        except FileNotFoundError as exc:
-            raise ConversionError(str(exc)) from None
-        _refuse_inexpressible(cfg)
-        vocab_file = os.path.join(model_dir, VOCAB_FILE)
-        if not os.path.isfile(vocab_file):
-            raise ConversionError(f"{model_dir} has no {VOCAB_FILE}: the original reads a WordPiece vocabulary "
-                                  "and this model dir has none (a model trained on a SentencePiece vocabulary "
-                                  "cannot be expressed; models converted from the original carry theirs)")
-        tokens = read_vocab(vocab_file)
-        if len(tokens) != cfg.model.vocab_size:
-            raise ConversionError(f"{vocab_file} has {len(tokens)} tokens but model.vocab_size is "
-                                  f"{cfg.model.vocab_size}")
-        _warn_hparams(cfg, discriminator_only)
         which = ("discriminator",) if discriminator_only else ("generator", "discriminator")
-        _, generator, discriminator = load_pretrained(model_dir, which=which, cfg=cfg)
+        cfg, generator, discriminator, vocab_file, _ = load_for_export(
+            model_dir, "google-research/electra", which=which, activations=("gelu", "relu", "tanh"),
+            fixed_epsilon=1e-12)
+        _warn_hparams(cfg, discriminator_only)
         tensors = _collect(tf1_variable_map(generator, discriminator), discriminator_only)
         step = _global_step(model_dir, latest_checkpoint_path(model_dir))
         tensors[GLOBAL_STEP] = np.asarray(step, np.int64)

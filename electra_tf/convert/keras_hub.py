@@ -1,0 +1,138 @@
+"""keras-hub presets: a model dir's discriminator as a ``keras_hub.models.ElectraBackbone``.
+
+A keras-hub preset dir holds ``config.json`` (the backbone's class and
+arguments), ``metadata.json``, ``model.weights.h5`` and the tokenizer
+(``tokenizer.json`` + ``assets/tokenizer/vocabulary.txt``). keras-hub writes
+them itself (``save_to_preset``), so this module builds the backbone, sets its
+weights from the discriminator's and lets keras-hub save; keras-hub is needed
+only here (``pip install keras-hub``).
+
+What keras-hub's ELECTRA cannot express:
+
+* the generator's masked-LM head: keras-hub has no ELECTRA masked-LM task (its
+  ``electra_*_generator`` presets are encoders without the head), so only the
+  discriminator's encoder is written;
+* the exact GELU: ``ElectraBackbone`` builds its feed-forward layers with
+  ``gelu_approximate`` (the tanh form) whatever the checkpoint was trained
+  with, so its outputs differ from ours by that approximation (README, "Coming
+  from google-research/electra, Hugging Face or keras-hub", gives the measured
+  size); the weights are the same;
+* the pooler: ``pooled_output`` is keras-hub's ``pooled_dense`` (tanh), which
+  the original ELECTRA does not have. It is written freshly initialised
+  (seeded); a classifier should read the first token of ``sequence_output``,
+  as ELECTRA's does.
+"""
+
+import logging
+import shutil
+
+import keras
+
+from electra_tf.convert.common import (
+    ConversionError,
+    collect,
+    finish_output,
+    is_lowercase_vocab,
+    load_for_export,
+    start_output,
+)
+from electra_tf.convert.electra_tf1 import EMBEDDING_SCOPE, tf1_variable_map
+
+log = logging.getLogger(__name__)
+
+INSTALL = 'pip install "keras-hub>=0.29,<0.30" (or pip install -e ".[oracles]")'
+_TARGET = "keras-hub (ElectraBackbone)"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def _keras_hub():
+    try:
+        import keras_hub
+    except ImportError:
+        raise ConversionError(f"--to keras_hub needs keras-hub, which is not installed: {INSTALL}") from None
+    return keras_hub
+
+
+def backbone_weights(backbone, tensors, heads):
+    """``[(keras-hub variable, array)]``: the discriminator's google-research/electra-named ``tensors`` set on an
+    ``ElectraBackbone`` (attention kernels reshaped to keras' ``[hidden, heads, head]`` layout)."""
+    e = EMBEDDING_SCOPE
+    pairs = [(backbone.get_layer("token_embedding").embeddings, tensors[f"{e}/word_embeddings"]),
+             (backbone.get_layer("position_embedding").position_embeddings, tensors[f"{e}/position_embeddings"]),
+             (backbone.get_layer("segment_embedding").embeddings, tensors[f"{e}/token_type_embeddings"]),
+             (backbone.get_layer("embeddings_layer_norm").gamma, tensors[f"{e}/LayerNorm/gamma"]),
+             (backbone.get_layer("embeddings_layer_norm").beta, tensors[f"{e}/LayerNorm/beta"])]
+    if "electra/embeddings_project/kernel" in tensors:
+        projection = backbone.get_layer("embeddings_projection")
+        pairs += [(projection.kernel, tensors["electra/embeddings_project/kernel"]),
+                  (projection.bias, tensors["electra/embeddings_project/bias"])]
+    for i, layer in enumerate(backbone.transformer_layers):
+        src = f"electra/encoder/layer_{i}"
+        attention = layer._self_attention_layer
+        hidden = tensors[f"{src}/attention/output/dense/bias"].shape[0]
+        size = hidden // heads
+        for part, dense in (("query", attention._query_dense), ("key", attention._key_dense),
+                            ("value", attention._value_dense)):
+            pairs += [(dense.kernel, tensors[f"{src}/attention/self/{part}/kernel"].reshape(hidden, heads, size)),
+                      (dense.bias, tensors[f"{src}/attention/self/{part}/bias"].reshape(heads, size))]
+        pairs += [(attention._output_dense.kernel,
+                   tensors[f"{src}/attention/output/dense/kernel"].reshape(heads, size, hidden)),
+                  (attention._output_dense.bias, tensors[f"{src}/attention/output/dense/bias"])]
+        for ours, norm in (("attention/output/LayerNorm", layer._self_attention_layer_norm),
+                           ("output/LayerNorm", layer._feedforward_layer_norm)):
+            pairs += [(norm.gamma, tensors[f"{src}/{ours}/gamma"]), (norm.beta, tensors[f"{src}/{ours}/beta"])]
+        for ours, dense in (("intermediate/dense", layer._feedforward_intermediate_dense),
+                            ("output/dense", layer._feedforward_output_dense)):
+            pairs += [(dense.kernel, tensors[f"{src}/{ours}/kernel"]), (dense.bias, tensors[f"{src}/{ours}/bias"])]
+    return pairs
+
+
+def export_keras_hub(model_dir, output, overwrite=False):
+    """Writes a model dir's discriminator as a keras-hub ``ElectraBackbone`` preset dir; returns ``output``.
+
+    ``keras_hub.models.ElectraBackbone.from_preset(output)`` loads it, and
+    ``keras_hub.models.ElectraTokenizer.from_preset(output)`` its WordPiece
+    vocabulary (lower-casing when the vocabulary has no upper-case token).
+
+    Raises:
+        ConversionError: keras-hub is not installed, the model uses something
+            keras-hub's ELECTRA cannot express (the message names the
+            setting), it has no ``vocab.txt``, or ``output`` exists; nothing is
+            written.
+    """
+    staging = start_output(output, overwrite)
+    try:
+        cfg, _, discriminator, vocab_file, tokens = load_for_export(
+            model_dir, _TARGET, which=("discriminator",), activations=("gelu",), fixed_epsilon=1e-12)
+        keras_hub = _keras_hub()
+        missing = [t for t in SPECIAL_TOKENS if t not in tokens]
+        if missing:
+            raise ConversionError(f"{vocab_file} has no {', '.join(missing)}: keras-hub's ElectraTokenizer needs "
+                                  f"BERT's special tokens ({', '.join(SPECIAL_TOKENS)})")
+        m = cfg.model
+        keras.utils.set_random_seed(cfg.train.seed)  # the pooler keras-hub adds and ELECTRA lacks
+        backbone = keras_hub.models.ElectraBackbone(
+            vocab_size=m.vocab_size, num_layers=m.num_layers, num_heads=m.num_heads, hidden_dim=m.hidden_size,
+            embedding_dim=m.embedding_size, intermediate_dim=m.intermediate_size, dropout=m.dropout,
+            max_sequence_length=m.max_position_embeddings, num_segments=m.type_vocab_size)
+        tensors = collect(tf1_variable_map(None, discriminator)["discriminator"])
+        pairs = backbone_weights(backbone, tensors, m.num_heads)
+        for variable, value in pairs:
+            if tuple(variable.shape) != value.shape:
+                raise ConversionError(f"keras-hub's {variable.path} has shape {tuple(variable.shape)}, the model's "
+                                      f"weight {value.shape}: this keras-hub version lays ElectraBackbone out "
+                                      f"differently ({INSTALL})")
+            variable.assign(value)
+        backbone.save_to_preset(staging)
+        keras_hub.models.ElectraTokenizer(vocabulary=vocab_file, lowercase=is_lowercase_vocab(tokens)) \
+            .save_to_preset(staging)
+        finish_output(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("wrote %s: keras_hub.models.ElectraBackbone (%d weights set from the discriminator; its pooled_dense "
+             "is keras-hub's own, freshly initialised) and ElectraTokenizer", output, len(pairs))
+    log.warning("keras-hub's ElectraBackbone computes GELU with the tanh approximation: its outputs differ slightly "
+                "from this model's exact GELU (README, 'Coming from google-research/electra, Hugging Face or "
+                "keras-hub')")
+    return output
