@@ -27,6 +27,8 @@ setup(
         "numpy>=1.26",
         "tqdm>=4.66",
         "psutil>=5.9",
+        # scripts/convert_checkpoint.py --from hf / --to hf: Hugging Face's weight files, read and written without torch.
+        "safetensors>=0.4",
     ],
     extras_require={
         "dev": [
@@ -40,6 +42,15 @@ setup(
         # scripts/build_pretraining_data.py --runner R (Dataflow, Flink, Spark, DirectRunner).
         "beam": [
             "apache-beam>=2.60",
+        ],
+        # The libraries tests/test_convert_hf.py checks our conversions against (skipped without them); keras-hub is
+        # also what --to keras_hub writes with. torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+        # keras-hub 0.30+ pins kagglesdk==0.1.28, which Model Garden's kaggle (>=0.1.38) refuses: 0.29 keeps
+        # pip check clean, and does not move tensorflow, keras or tensorflow-text.
+        "oracles": [
+            "torch==2.13.0",
+            "transformers>=4.45",
+            "keras-hub>=0.29,<0.30",
         ],
     },
     license="Apache-2.0",
