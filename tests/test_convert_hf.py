@@ -215,6 +215,16 @@ def test_an_hf_pair_imports_and_computes_transformers_logits(tmp_path, shared):
     logging.getLogger(__name__).info("from hf, max |ours - transformers|: discriminator %.3g, generator %.3g",
                                      disc_diff, gen_diff)
     assert disc_diff < 1e-4 and gen_diff < 1e-4
+    # hf -> ours -> hf gives back every stored tensor, bitwise.
+    from safetensors.numpy import load_file
+
+    back = str(tmp_path / "back")
+    export_hf(model_dir, back)
+    for original, written in ((disc_dir, back), (gen_dir, os.path.join(back, "generator"))):
+        a, b = load_file(os.path.join(original, "model.safetensors")), load_file(os.path.join(written,
+                                                                                              "model.safetensors"))
+        assert sorted(a) == sorted(b)
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a), original
 
 
 def test_ours_to_hf_to_ours_is_bitwise(converted, tmp_path):
@@ -264,6 +274,18 @@ def _generator_as_input(hf_dir, directory):
     shutil.copytree(os.path.join(hf_dir, "generator"), directory)
 
 
+def _config_edit(**changes):
+    def make(hf_dir, directory):
+        shutil.copytree(hf_dir, directory, ignore=shutil.ignore_patterns("generator"))
+        path = os.path.join(directory, "config.json")
+        config = json.load(open(path))
+        config.update(changes)
+        json.dump(config, open(path, "w"))
+
+    make.__name__ = "_" + "_".join(f"{k}_{v}" for k, v in changes.items())
+    return make
+
+
 @pytest.mark.parametrize("make,message", [
     (_pickle_only, r"holds pytorch_model.bin and no model.safetensors: a .bin file is a Python pickle, and "
                    r"unpickling it runs whatever code it holds.*safe_serialization=True"),
@@ -271,7 +293,11 @@ def _generator_as_input(hf_dir, directory):
                   r"1000 rows"),
     (_no_vocab, r"no vocab.txt in .*: the model's token ids mean nothing without its WordPiece vocabulary"),
     (_generator_as_input, r"is a generator \(ElectraForMaskedLM\): pass it as --generator"),
-])
+    (_config_edit(position_embedding_type="relative_key"), r"position_embedding_type='relative_key'; only "
+                                                           r"'absolute' \(the original ELECTRA's\) is converted"),
+    (_config_edit(hidden_act="gelu_new"), r"hidden_act='gelu_new'; only 'gelu' \(the exact GELU"),
+    (_config_edit(model_type="bert"), r"model_type is 'bert'; only 'electra' is converted"),
+], ids=lambda v: v.__name__ if callable(v) else "")
 def test_bad_hf_inputs_are_clear_errors_and_leave_no_output(converted, tmp_path, make, message, capsys):
     _, _, hf_dir = converted
     source, output = str(tmp_path / "source"), str(tmp_path / "out" / "model")

@@ -58,6 +58,8 @@ GENERATOR_DIR = "generator"
 TIED_HEAD = "generator_lm_head.weight"
 # Buffers some older transformers versions saved beside the weights.
 BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
+REQUIRED_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "max_position_embeddings", "type_vocab_size")
 _TARGET = "Hugging Face transformers (ElectraForPreTraining / ElectraForMaskedLM)"
 
 
@@ -87,11 +89,9 @@ def hf_name(name):
 
 def _model_names(arch, model):
     """The google-research/electra names one Hugging Face dir holds (``model``: discriminator or generator)."""
-    names = [n for n in expected_shapes(arch) if n.startswith(f"{EMBEDDING_SCOPE}/")]
-    scope, prefixes = (("electra", ("electra/", "discriminator_predictions/")) if model == "discriminator"
-                       else ("generator", ("generator/", "generator_predictions/")))
-    return names + [n for n in expected_shapes(arch) if n.startswith(prefixes) and not
-                    n.startswith(f"{EMBEDDING_SCOPE}/")], scope
+    own = ("electra/", "discriminator_predictions/") if model == "discriminator" else (
+        "generator/", "generator_predictions/")
+    return [n for n in expected_shapes(arch) if n.startswith((f"{EMBEDDING_SCOPE}/",) + own)]
 
 
 # --------------------------------------------------------------------------- reading
@@ -104,10 +104,17 @@ def _read_config(directory, flag):
                               f"{CONFIG_FILE}, {WEIGHTS_FILE} and {VOCAB_FILE})")
     if not os.path.isfile(path):
         raise ConversionError(f"{flag} {directory} has no {CONFIG_FILE}: not a Hugging Face model dir")
-    with open(path, "r", encoding="utf-8") as f:
-        config = json.load(f)
-    if config.get("model_type") != "electra":
-        raise ConversionError(f"{path}: model_type is {config.get('model_type')!r}; only 'electra' is converted")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            config = json.load(f)
+    except ValueError as exc:
+        raise ConversionError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("model_type") != "electra":
+        found = config.get("model_type") if isinstance(config, dict) else None
+        raise ConversionError(f"{path}: model_type is {found!r}; only 'electra' is converted")
+    missing = [k for k in REQUIRED_KEYS if not isinstance(config.get(k), int)]
+    if missing:
+        raise ConversionError(f"{path} lacks {', '.join(missing)} (integers every ElectraConfig has)")
     position = config.get("position_embedding_type", "absolute")
     if position != "absolute":
         raise ConversionError(f"{path}: position_embedding_type={position!r}; only 'absolute' (the original "
@@ -148,6 +155,7 @@ def read_safetensors(directory, flag="--input"):
                                   "or a dtype NumPy lacks (bfloat16: save the model in float32)") from None
         for name, value in loaded.items():
             if value.dtype != np.float32 and np.issubdtype(value.dtype, np.floating):
+                log.info("%s is %s: read as float32", name, value.dtype)
                 value = value.astype(np.float32)
             weights[name] = value
     return weights
@@ -169,7 +177,7 @@ def _architecture(config, generator_config=None):
 
 def _to_tf1(weights, arch, model, directory):
     """The dir's weights under google-research/electra's names (a generator's encoder under ``generator/``)."""
-    names, _ = _model_names(arch, model)
+    names = _model_names(arch, model)
     wanted = {hf_name(n)[0]: n for n in names}
     kind = "ElectraForPreTraining" if model == "discriminator" else "ElectraForMaskedLM"
     other, hint = (("generator_predictions.dense.weight", "a generator (ElectraForMaskedLM): pass it as --generator "
