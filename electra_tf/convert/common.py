@@ -167,18 +167,17 @@ def refuse_inexpressible(cfg, target, activations=("gelu",), fixed_epsilon=1e-12
     if not m.type_vocab_size:
         problems.append(f"model.type_vocab_size=0 ({target} always has token-type embeddings)")
     if m.init == "admin":
-        problems.append(f"model.init=admin (Admin's shortcut scales ω are not part of {target}'s transformer, "
-                        "which adds its shortcuts unscaled)")
+        problems.append(f"model.init=admin (Admin's shortcut scales ω; {target} adds its shortcuts unscaled)")
     if m.activation not in activations:
-        problems.append(f"model.activation={m.activation} ({target} supports {', '.join(activations)} here)")
+        problems.append(f"model.activation={m.activation} ({target} supports {', '.join(activations)})")
     if fixed_epsilon is not None and m.layer_norm_epsilon != fixed_epsilon:
-        problems.append(f"model.layer_norm_epsilon={m.layer_norm_epsilon} ({target}'s LayerNorm uses "
-                        f"{fixed_epsilon})")
+        problems.append(f"model.layer_norm_epsilon={m.layer_norm_epsilon} ({target} fixes its LayerNorm epsilon "
+                        f"at {fixed_epsilon})")
     if cfg.embedding_sharing == "gdes":
-        problems.append(f"embedding_sharing=gdes (a GDES delta on the discriminator's table; {target} has one "
-                        "word table per model and no delta)")
+        problems.append(f"embedding_sharing=gdes (a GDES delta on the discriminator's table; {target} has no delta "
+                        "table)")
     if problems:
-        raise ConversionError(f"{target}'s format cannot express this model: " + "; ".join(problems))
+        raise ConversionError(f"{target} cannot express this model: " + "; ".join(problems))
 
 
 def load_for_export(model_dir, target, which=("generator", "discriminator"), **refusal):
@@ -200,7 +199,7 @@ def load_for_export(model_dir, target, which=("generator", "discriminator"), **r
     refuse_inexpressible(cfg, target, **refusal)
     vocab_file = os.path.join(model_dir, VOCAB_FILE)
     if not os.path.isfile(vocab_file):
-        raise ConversionError(f"{target}'s format cannot express this model: {model_dir} has no {VOCAB_FILE}: "
+        raise ConversionError(f"{target} cannot express this model: {model_dir} has no {VOCAB_FILE}: "
                               f"{target} reads a WordPiece vocabulary and this "
                               "model dir has none (a model trained on a SentencePiece vocabulary cannot be "
                               "expressed; models converted from google-research/electra or Hugging Face carry "

@@ -60,7 +60,7 @@ TIED_HEAD = "generator_lm_head.weight"
 BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
 REQUIRED_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                  "max_position_embeddings", "type_vocab_size")
-_TARGET = "Hugging Face transformers (ElectraForPreTraining / ElectraForMaskedLM)"
+_TARGET = "Hugging Face transformers' ELECTRA"
 
 
 # --------------------------------------------------------------------------- names

@@ -41,7 +41,7 @@ from electra_tf.convert.electra_tf1 import EMBEDDING_SCOPE, tf1_variable_map
 log = logging.getLogger(__name__)
 
 INSTALL = 'pip install "keras-hub>=0.29,<0.30" (or pip install -e ".[oracles]")'
-_TARGET = "keras-hub (ElectraBackbone)"
+_TARGET = "keras-hub's ElectraBackbone"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
