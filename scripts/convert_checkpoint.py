@@ -10,7 +10,7 @@
     python scripts/convert_checkpoint.py --to electra_tf1 --input models/electra_small --output electra_small_tf1
     # a model dir -> ElectraForPreTraining in OUT, ElectraForMaskedLM in OUT/generator
     python scripts/convert_checkpoint.py --to hf --input models/electra_small --output electra_small_hf
-    # a model dir -> a keras_hub.models.ElectraBackbone preset (the discriminator)
+    # a model dir -> keras_hub.models.ElectraBackbone presets: D's encoder in OUT, G's in OUT/generator
     python scripts/convert_checkpoint.py --to keras_hub --input models/electra_small --output electra_small_kh
 
 The model dir is what scripts/pretrain.py --init_from, scripts/finetune.py
@@ -55,8 +55,8 @@ def parse_args(argv=None):
                    help="--from, no generator in the input: depth of the fresh generator (default: D's)")
     p.add_argument("--seed", type=int, default=0, help="--from: train.seed of the written config (default 0)")
     p.add_argument("--discriminator_only", action="store_true",
-                   help="--to electra_tf1|hf: write the discriminator alone (electra_tf1: when the two models' "
-                        "embedding copies differ)")
+                   help="--to: write the discriminator alone (electra_tf1: when the two models' embedding "
+                        "copies differ)")
     return p.parse_args(argv)
 
 
@@ -84,7 +84,8 @@ def main(argv=None):
             path = convert.export_hf(args.input, args.output, overwrite=args.overwrite,
                                      discriminator_only=args.discriminator_only)
         else:
-            path = convert.export_keras_hub(args.input, args.output, overwrite=args.overwrite)
+            path = convert.export_keras_hub(args.input, args.output, overwrite=args.overwrite,
+                                            discriminator_only=args.discriminator_only)
     except (convert.ConversionError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.BAD_INPUT

@@ -145,30 +145,33 @@ def test_transformers_tokenizer_reads_the_exported_vocabulary(converted):
 # --------------------------------------------------------------------------- to keras-hub
 
 
-def test_keras_hub_backbone_computes_our_sequence_output(converted, tmp_path):
+def test_keras_hub_backbones_compute_our_sequence_outputs(converted, tmp_path):
     keras_hub = oracle("keras_hub")
     import keras
 
     _, model_dir, _ = converted
     preset = str(tmp_path / "kh")
     assert convert_script.main(["--to", "keras_hub", "--input", model_dir, "--output", preset]) == 0
-    backbone = keras_hub.models.ElectraBackbone.from_preset(preset)
     ids, mask, types, _ = _inputs()
     inputs = {"token_ids": ids, "segment_ids": types, "padding_mask": mask}
-    _, ours, _ = _ours(model_dir)
+    _, generator, discriminator = load_pretrained(model_dir)
+    batch = {"input_ids": ids, "input_mask": mask, "token_type_ids": types}
     real = mask.astype(bool)
-    approximate = np.asarray(backbone(inputs)["sequence_output"])
-    # keras-hub's ElectraBackbone hard-codes the tanh GELU; with the exact one swapped in, the weights must agree.
-    for layer in backbone.transformer_layers:
-        layer._feedforward_intermediate_dense.activation = keras.activations.gelu
-    exact = np.asarray(backbone(inputs)["sequence_output"])
-    exact_diff, approximate_diff = np.abs(ours - exact)[real].max(), np.abs(ours - approximate)[real].max()
-    logging.getLogger(__name__).info("max |ours - keras-hub|: exact GELU %.3g, keras-hub's tanh GELU %.3g",
-                                     exact_diff, approximate_diff)
-    assert exact_diff < 1e-5
-    assert approximate_diff < 1e-2
-    tokenizer = keras_hub.models.ElectraTokenizer.from_preset(preset)
-    assert tokenizer.vocabulary_size() == 1000 and tokenizer.token_to_id("[CLS]") == 101
+    for directory, model in ((preset, discriminator), (os.path.join(preset, "generator"), generator)):
+        backbone = keras_hub.models.ElectraBackbone.from_preset(directory)
+        ours = model.encoder(batch, training=False)["sequence_output"].numpy()
+        approximate = np.asarray(backbone(inputs)["sequence_output"])
+        # keras-hub's ElectraBackbone hard-codes the tanh GELU; with the exact one swapped in, the weights must agree.
+        for layer in backbone.transformer_layers:
+            layer._feedforward_intermediate_dense.activation = keras.activations.gelu
+        exact = np.asarray(backbone(inputs)["sequence_output"])
+        exact_diff, approximate_diff = np.abs(ours - exact)[real].max(), np.abs(ours - approximate)[real].max()
+        logging.getLogger(__name__).info("%s: max |ours - keras-hub|: exact GELU %.3g, keras-hub's tanh GELU %.3g",
+                                         model.name, exact_diff, approximate_diff)
+        assert exact_diff < 1e-5
+        assert approximate_diff < 1e-2
+        tokenizer = keras_hub.models.ElectraTokenizer.from_preset(directory)
+        assert tokenizer.vocabulary_size() == 1000 and tokenizer.token_to_id("[CLS]") == 101
 
 
 # --------------------------------------------------------------------------- from hf

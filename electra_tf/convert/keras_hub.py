@@ -1,4 +1,4 @@
-"""keras-hub presets: a model dir's discriminator as a ``keras_hub.models.ElectraBackbone``.
+"""keras-hub presets: a model dir's encoders as ``keras_hub.models.ElectraBackbone`` presets.
 
 A keras-hub preset dir holds ``config.json`` (the backbone's class and
 arguments), ``metadata.json``, ``model.weights.h5`` and the tokenizer
@@ -9,9 +9,10 @@ only here (``pip install keras-hub``).
 
 What keras-hub's ELECTRA cannot express:
 
-* the generator's masked-LM head: keras-hub has no ELECTRA masked-LM task (its
-  ``electra_*_generator`` presets are encoders without the head), so only the
-  discriminator's encoder is written;
+* the heads: keras-hub has no ELECTRA replaced-token or masked-LM task (its
+  ``electra_*_generator`` presets are encoders without the head), so the
+  discriminator's encoder is written, and the generator's encoder in
+  ``generator/`` as keras-hub's generator presets hold it, without its head;
 * the exact GELU: ``ElectraBackbone`` builds its feed-forward layers with
   ``gelu_approximate`` (the tanh form) whatever the checkpoint was trained
   with, so its outputs differ from ours by that approximation (README, "Coming
@@ -24,6 +25,7 @@ What keras-hub's ELECTRA cannot express:
 """
 
 import logging
+import os
 import shutil
 
 import keras
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 INSTALL = 'pip install "keras-hub>=0.29,<0.30" (or pip install -e ".[oracles]")'
 _TARGET = "keras-hub's ElectraBackbone"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+GENERATOR_DIR = "generator"
 
 
 def _keras_hub():
@@ -53,21 +56,22 @@ def _keras_hub():
     return keras_hub
 
 
-def backbone_weights(backbone, tensors, heads):
-    """``[(keras-hub variable, array)]``: the discriminator's google-research/electra-named ``tensors`` set on an
-    ``ElectraBackbone`` (attention kernels reshaped to keras' ``[hidden, heads, head]`` layout)."""
+def backbone_weights(backbone, tensors, heads, scope="electra"):
+    """``[(keras-hub variable, array)]``: one encoder's google-research/electra-named ``tensors`` set on an
+    ``ElectraBackbone`` (attention kernels reshaped to keras' ``[hidden, heads, head]`` layout); ``scope`` is
+    ``electra`` (the discriminator) or ``generator``."""
     e = EMBEDDING_SCOPE
     pairs = [(backbone.get_layer("token_embedding").embeddings, tensors[f"{e}/word_embeddings"]),
              (backbone.get_layer("position_embedding").position_embeddings, tensors[f"{e}/position_embeddings"]),
              (backbone.get_layer("segment_embedding").embeddings, tensors[f"{e}/token_type_embeddings"]),
              (backbone.get_layer("embeddings_layer_norm").gamma, tensors[f"{e}/LayerNorm/gamma"]),
              (backbone.get_layer("embeddings_layer_norm").beta, tensors[f"{e}/LayerNorm/beta"])]
-    if "electra/embeddings_project/kernel" in tensors:
+    if f"{scope}/embeddings_project/kernel" in tensors:
         projection = backbone.get_layer("embeddings_projection")
-        pairs += [(projection.kernel, tensors["electra/embeddings_project/kernel"]),
-                  (projection.bias, tensors["electra/embeddings_project/bias"])]
+        pairs += [(projection.kernel, tensors[f"{scope}/embeddings_project/kernel"]),
+                  (projection.bias, tensors[f"{scope}/embeddings_project/bias"])]
     for i, layer in enumerate(backbone.transformer_layers):
-        src = f"electra/encoder/layer_{i}"
+        src = f"{scope}/encoder/layer_{i}"
         attention = layer._self_attention_layer
         hidden = tensors[f"{src}/attention/output/dense/bias"].shape[0]
         size = hidden // heads
@@ -87,12 +91,35 @@ def backbone_weights(backbone, tensors, heads):
     return pairs
 
 
-def export_keras_hub(model_dir, output, overwrite=False):
-    """Writes a model dir's discriminator as a keras-hub ``ElectraBackbone`` preset dir; returns ``output``.
+def _save_backbone(keras_hub, directory, dims, cfg, tensors, scope, vocab_file, lowercase):
+    """Builds an ``ElectraBackbone`` of ``dims``, sets one encoder's weights and saves it with the tokenizer."""
+    m = cfg.model
+    keras.utils.set_random_seed(cfg.train.seed)  # the pooler keras-hub adds and ELECTRA lacks
+    backbone = keras_hub.models.ElectraBackbone(
+        vocab_size=m.vocab_size, num_layers=dims.num_layers, num_heads=dims.num_heads, hidden_dim=dims.hidden_size,
+        embedding_dim=m.embedding_size, intermediate_dim=dims.intermediate_size, dropout=m.dropout,
+        max_sequence_length=m.max_position_embeddings, num_segments=m.type_vocab_size)
+    pairs = backbone_weights(backbone, tensors, dims.num_heads, scope)
+    for variable, value in pairs:
+        if tuple(variable.shape) != value.shape:
+            raise ConversionError(f"keras-hub's {variable.path} has shape {tuple(variable.shape)}, the model's "
+                                  f"weight {value.shape}: this keras-hub version lays ElectraBackbone out "
+                                  f"differently ({INSTALL})")
+        variable.assign(value)
+    backbone.save_to_preset(directory)
+    keras_hub.models.ElectraTokenizer(vocabulary=vocab_file, lowercase=lowercase).save_to_preset(directory)
+    return len(pairs)
 
-    ``keras_hub.models.ElectraBackbone.from_preset(output)`` loads it, and
-    ``keras_hub.models.ElectraTokenizer.from_preset(output)`` its WordPiece
-    vocabulary (lower-casing when the vocabulary has no upper-case token).
+
+def export_keras_hub(model_dir, output, overwrite=False, discriminator_only=False):
+    """Writes a model dir's encoders as keras-hub ``ElectraBackbone`` preset dirs; returns ``output``.
+
+    ``keras_hub.models.ElectraBackbone.from_preset(output)`` loads the
+    discriminator's encoder and ``from_preset(output/generator)`` the
+    generator's (left out with ``discriminator_only``);
+    ``keras_hub.models.ElectraTokenizer.from_preset`` reads the WordPiece
+    vocabulary of either (lower-casing when the vocabulary has no upper-case
+    token). The heads are not written: keras-hub has no ELECTRA task for them.
 
     Raises:
         ConversionError: keras-hub is not installed, the model uses something
@@ -102,36 +129,28 @@ def export_keras_hub(model_dir, output, overwrite=False):
     """
     staging = start_output(output, overwrite)
     try:
-        cfg, _, discriminator, vocab_file, tokens = load_for_export(
-            model_dir, _TARGET, which=("discriminator",), activations=("gelu",), fixed_epsilon=1e-12)
+        which = ("discriminator",) if discriminator_only else ("generator", "discriminator")
+        cfg, generator, discriminator, vocab_file, tokens = load_for_export(
+            model_dir, _TARGET, which=which, activations=("gelu",), fixed_epsilon=1e-12)
         keras_hub = _keras_hub()
         missing = [t for t in SPECIAL_TOKENS if t not in tokens]
         if missing:
             raise ConversionError(f"{vocab_file} has no {', '.join(missing)}: keras-hub's ElectraTokenizer needs "
                                   f"BERT's special tokens ({', '.join(SPECIAL_TOKENS)})")
-        m = cfg.model
-        keras.utils.set_random_seed(cfg.train.seed)  # the pooler keras-hub adds and ELECTRA lacks
-        backbone = keras_hub.models.ElectraBackbone(
-            vocab_size=m.vocab_size, num_layers=m.num_layers, num_heads=m.num_heads, hidden_dim=m.hidden_size,
-            embedding_dim=m.embedding_size, intermediate_dim=m.intermediate_size, dropout=m.dropout,
-            max_sequence_length=m.max_position_embeddings, num_segments=m.type_vocab_size)
-        tensors = collect(tf1_variable_map(None, discriminator)["discriminator"])
-        pairs = backbone_weights(backbone, tensors, m.num_heads)
-        for variable, value in pairs:
-            if tuple(variable.shape) != value.shape:
-                raise ConversionError(f"keras-hub's {variable.path} has shape {tuple(variable.shape)}, the model's "
-                                      f"weight {value.shape}: this keras-hub version lays ElectraBackbone out "
-                                      f"differently ({INSTALL})")
-            variable.assign(value)
-        backbone.save_to_preset(staging)
-        keras_hub.models.ElectraTokenizer(vocabulary=vocab_file, lowercase=is_lowercase_vocab(tokens)) \
-            .save_to_preset(staging)
+        mapping = tf1_variable_map(generator, discriminator)
+        lowercase = is_lowercase_vocab(tokens)
+        count = _save_backbone(keras_hub, staging, cfg.model, cfg, collect(mapping["discriminator"]), "electra",
+                               vocab_file, lowercase)
+        if not discriminator_only:
+            count += _save_backbone(keras_hub, os.path.join(staging, GENERATOR_DIR), cfg.generator_dims(), cfg,
+                                    collect(mapping["generator"]), "generator", vocab_file, lowercase)
         finish_output(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("wrote %s: keras_hub.models.ElectraBackbone (%d weights set from the discriminator; its pooled_dense "
-             "is keras-hub's own, freshly initialised) and ElectraTokenizer", output, len(pairs))
+    log.info("wrote %s: keras_hub.models.ElectraBackbone presets of the discriminator's encoder%s (%d weights set; "
+             "each pooled_dense is keras-hub's own, freshly initialised) with ElectraTokenizer", output,
+             "" if discriminator_only else f" and, in {GENERATOR_DIR}/, the generator's", count)
     log.warning("keras-hub's ElectraBackbone computes GELU with the tanh approximation: its outputs differ slightly "
                 "from this model's exact GELU (README, 'Coming from google-research/electra, Hugging Face or "
                 "keras-hub')")
