@@ -239,3 +239,18 @@ def test_json_manifest_is_written_last_for_wordpiece_too(wp):
         manifest = json.load(f)
     shards = [s["file"] for split in ("train", "eval") for s in manifest["shards"][split]]
     assert set(os.listdir(wp["data"])) == {"manifest.json", "vocab.txt", *shards}
+
+
+def test_a_run_trains_on_the_originals_data(tmp_path):
+    from conftest import make_config
+
+    from electra_tf.training.trainer import Trainer
+
+    tokens = vocab_tokens(300, WORDS)
+    write_vocab(str(tmp_path / "vocab.txt"), tokens)
+    write_original(str(tmp_path / "pretrain_tfrecords"), tokens, files=2, per_file=20)
+    cfg = make_config(str(tmp_path), "train.max_steps=2", "train.checkpoint_every=2")
+    trainer = Trainer(cfg, str(tmp_path / "run"), export=None, progress=False)
+    assert trainer.cfg.model.vocab_size == 300  # model.vocab_size: auto, from the original's vocab.txt
+    metrics = trainer.train()
+    assert np.isfinite(metrics["gen_loss"]) and np.isfinite(metrics["disc_loss"])
