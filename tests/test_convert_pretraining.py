@@ -2,8 +2,8 @@
 
 The data here are synthetic id sequences masked by our pipeline's
 ``mask_sequence`` with the fixture vocabulary's BERT ids ([MASK] 103, [CLS]
-101, [SEP] 102): WordPiece data dirs come later (issue 18). The warm start is
-the one ``scripts/pretrain.py --init_from`` runs.
+101, [SEP] 102); WordPiece text end to end is ``tests/test_wordpiece_lineage.py``.
+The warm start is the one ``scripts/pretrain.py --init_from`` runs.
 """
 
 import json
@@ -116,7 +116,7 @@ def test_the_scripts_accept_a_converted_model_dir(tiny_data, tmp_path):
     """pretrain --init_from (decoupled, the copies), evaluate_rtd, export and finetune read a converted dir.
 
     The data are the test corpus's SentencePiece ids (the fixture is written at its vocabulary size): the
-    scripts' plumbing, not WordPiece text, which is not built yet."""
+    scripts' plumbing; WordPiece text is tests/test_wordpiece_lineage.py."""
     from conftest import TEST_SEQ, TEST_VOCAB
 
     source, model_dir, run_dir = str(tmp_path / "source"), str(tmp_path / "model"), str(tmp_path / "run")
