@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="a model dir written by scripts/pretrain.py")
-    p.add_argument("--vocab", default=None, help="SentencePiece .model or WordPiece vocab.txt (default: found from the run)")
+    p.add_argument("--vocab", default=None,
+                   help="SentencePiece .model or WordPiece vocab.txt (default: found from the run)")
     p.add_argument("--checkpoint", default=None, help="checkpoint prefix to export (default: the latest)")
     p.add_argument("--top_k", type=int, default=5, help="candidates per [MASK] in fill_mask (default 5)")
     p.add_argument("--max_seq_length", type=int, default=None,
