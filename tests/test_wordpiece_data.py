@@ -138,6 +138,14 @@ def test_the_script_takes_a_vocab_txt_and_says_how_it_cases(wp, tmp_path):
     assert not os.path.exists(tmp_path / "x")
 
 
+def test_worker_processes_tokenize_wordpiece_alike(wp, tmp_path):
+    out = str(tmp_path / "data")
+    write_pretraining_data([wp["corpus"]], wp["vocab"], out, SEQ, eval_fraction=0.1, short_seq_prob=0.0,
+                           workers=2, chunk_bytes=1500, progress=False)
+    for split in ("train", "eval"):
+        assert _sequences(out, split) == _sequences(wp["data"], split)
+
+
 def test_masking_uses_the_manifests_mask_id_and_never_masks_its_specials(wp):
     batch = next(iter(pretraining_dataset(wp["data"], batch_size=16, shuffle=False, seed=3)))
     ids, masked = batch["input_ids"].numpy(), batch["masked_input_ids"].numpy()
