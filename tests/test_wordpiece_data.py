@@ -146,6 +146,14 @@ def test_worker_processes_tokenize_wordpiece_alike(wp, tmp_path):
         assert _sequences(out, split) == _sequences(wp["data"], split)
 
 
+def test_the_beam_builder_says_it_takes_sentencepiece_only(wp, tmp_path):
+    from electra_tf.data.beam_writer import write_pretraining_data_beam
+
+    with pytest.raises(ValueError, match="--runner builds with SentencePiece models only, got the WordPiece"):
+        write_pretraining_data_beam([wp["corpus"]], wp["vocab"], str(tmp_path / "out"), SEQ)
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_masking_uses_the_manifests_mask_id_and_never_masks_its_specials(wp):
     batch = next(iter(pretraining_dataset(wp["data"], batch_size=16, shuffle=False, seed=3)))
     ids, masked = batch["input_ids"].numpy(), batch["masked_input_ids"].numpy()
