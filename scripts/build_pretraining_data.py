@@ -3,12 +3,18 @@
 
 Writes DIR/{train,eval}-IIIII-of-NNNNN.tfrecord (int64 feature input_ids of
 length --max_seq_length, each sequence [CLS] ... [SEP] from one document),
-DIR/manifest.json and DIR/vocab.model. DIR appears only when complete; a
-re-run on the same inputs gives the same files.
+DIR/manifest.json and DIR/vocab.model (or DIR/vocab.txt). DIR appears only
+when complete; a re-run on the same inputs gives the same files.
 
 Example:
     python scripts/build_pretraining_data.py --input corpus.txt --vocab tfrecords/vocab.model \\
         --output tfrecords/mydata --max_seq_length 128 --workers 2
+
+With a WordPiece vocabulary (BERT's or a converted model's vocab.txt; special
+ids read from the file, text lower-cased when the vocabulary has no uppercase
+letters, tokenized with tensorflow-text's FastBertTokenizer):
+    python scripts/build_pretraining_data.py --input corpus.txt --vocab models/electra_small/vocab.txt \\
+        --output tfrecords/mydata-wp --max_seq_length 128
 
 On Apache Beam (pip install -e ".[beam]"), the same files; every option the
 script does not know is passed to the Beam pipeline:
@@ -27,7 +33,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", nargs="+", required=True, metavar="SOURCE",
                    help="text/.jsonl files (globs allowed), tfds:NAME[:SPLIT] or builtin[:MB]")
-    p.add_argument("--vocab", required=True, metavar="PREFIX.model", help="SentencePiece model (build_vocab.py)")
+    p.add_argument("--vocab", required=True, metavar="PREFIX.model|vocab.txt",
+                   help="SentencePiece model (build_vocab.py) or WordPiece vocab.txt")
+    p.add_argument("--lower_case", action=argparse.BooleanOptionalAction, default=None,
+                   help="WordPiece only: lower-case text (--lower_case) or keep its case (--no-lower_case); "
+                        "default: decided from the vocabulary (no uppercase letters in its tokens: lower-case)")
     p.add_argument("--output", required=True, metavar="DIR", help="the data dir to write")
     p.add_argument("--max_seq_length", type=int, required=True)
     p.add_argument("--workers", type=int, default=1, help="tokenizer processes")
@@ -60,6 +70,8 @@ def main(argv=None):
         elif not args.runner:
             raise ValueError(f"--output {args.output} is not on the local filesystem; the local builder writes "
                              "local dirs only: build there with --runner (Apache Beam) or choose a local --output")
+        if args.lower_case is not None and not args.vocab.endswith(".txt"):
+            raise ValueError(f"--lower_case/--no-lower_case apply to a WordPiece vocab.txt only, not {args.vocab}")
         if args.runner:
             from electra_tf.data.beam_writer import write_pretraining_data_beam
 
@@ -67,7 +79,8 @@ def main(argv=None):
                                                    pipeline_args=args.pipeline_args, **common)
         else:
             manifest = write_pretraining_data(args.input, args.vocab, args.output, args.max_seq_length,
-                                              workers=args.workers, progress=not args.no_progress, **common)
+                                              workers=args.workers, progress=not args.no_progress,
+                                              lower_case=args.lower_case, **common)
     except (ValueError, ImportError) as exc:  # ImportError: --runner without apache-beam
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.BAD_INPUT

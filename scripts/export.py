@@ -3,8 +3,10 @@
 
 Reads the latest checkpoint of --model_dir and writes MODEL_DIR/export/ (the same
 export scripts/pretrain.py writes at the end of training). The text signatures
-need the run's SentencePiece model: by default MODEL_DIR/export/vocab.model or
-the vocab.model of the data dir recorded in MODEL_DIR/config.yaml.
+need the run's vocabulary (a SentencePiece model or a WordPiece vocab.txt): by
+default MODEL_DIR/export/vocab.model or vocab.txt, MODEL_DIR/vocab.txt (a model
+dir converted from google-research/electra), or the vocabulary of the data dir
+recorded in MODEL_DIR/config.yaml.
 """
 
 import argparse
@@ -20,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="a model dir written by scripts/pretrain.py")
-    p.add_argument("--vocab", default=None, help="SentencePiece .model (default: found from the run)")
+    p.add_argument("--vocab", default=None,
+                   help="SentencePiece .model or WordPiece vocab.txt (default: found from the run)")
     p.add_argument("--checkpoint", default=None, help="checkpoint prefix to export (default: the latest)")
     p.add_argument("--top_k", type=int, default=5, help="candidates per [MASK] in fill_mask (default 5)")
     p.add_argument("--max_seq_length", type=int, default=None,

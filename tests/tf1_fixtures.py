@@ -86,14 +86,22 @@ def random_values(shapes, seed=0):
     return values
 
 
-def vocab_tokens(size):
-    """BERT's layout at ``size`` tokens: [PAD], [unused0..98], [UNK], [CLS], [SEP], [MASK], then words."""
-    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Real lower-case words, punctuation and ``##`` continuations, for WordPiece text (``vocab_tokens(words=WORDS)``).
+WORDS = ("the", "a", "cat", "dog", "bird", "fish", "sat", "ran", "saw", "ate", "on", "in", "under", "near", "mat",
+         "tree", "house", "river", "big", "small", "red", "green", "old", "young", "and", "then", "it", "was",
+         "happy", "sad", "quick", "slow", "jump", "play", "walk", "look", "sleep", "sun", "rain", "day", "night",
+         "morning", "garden", "field", "water", "food", "friend", "mother", "child", "went", "home", "to", "with",
+         "of", "by", "very", "is", "are", ".", ",", "!", "##s", "##ed", "##ing", "##er", "##ly")
+
+
+def vocab_tokens(size, words=()):
+    """BERT's layout at ``size`` tokens: [PAD], [unused0..98], [UNK], [CLS], [SEP], [MASK], ``words``, then filler."""
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words)
     tokens += [f"tok{i}" if i % 3 else f"##p{i}" for i in range(size - len(tokens))]
     return tokens[:size]
 
 
-def write_tf1_checkpoint(directory, values, step=1234, slots=True, vocab_size=None):
+def write_tf1_checkpoint(directory, values, step=1234, slots=True, vocab_size=None, words=()):
     """Saves ``values`` with a TF1 ``Saver`` as ``directory/model.ckpt-<step>`` (+ ``checkpoint``, ``vocab.txt``).
 
     Returns the checkpoint prefix.
@@ -115,15 +123,15 @@ def write_tf1_checkpoint(directory, values, step=1234, slots=True, vocab_size=No
             prefix = saver.save(session, os.path.join(directory, "model.ckpt"), global_step=step)
     if vocab_size is not None:
         with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(vocab_tokens(vocab_size)) + "\n")
+            f.write("\n".join(vocab_tokens(vocab_size, words)) + "\n")
     return prefix
 
 
-def write_released_like(directory, with_generator=True, seed=0, step=1234, **overrides):
-    """A test-size released checkpoint dir; returns ``(prefix, values)``."""
+def write_released_like(directory, with_generator=True, seed=0, step=1234, words=(), **overrides):
+    """A test-size released checkpoint dir; returns ``(prefix, values)``. ``words`` go first in its vocab.txt."""
     size = {**TEST_SIZE, **overrides}
     shapes = original_shapes(size["vocab"], size["embedding"], size["hidden"], size["layers"],
                              size["generator_hidden"] if with_generator else None, size["generator_layers"],
                              size["max_positions"], size["types"])
     values = random_values(shapes, seed)
-    return write_tf1_checkpoint(directory, values, step=step, vocab_size=size["vocab"]), values
+    return write_tf1_checkpoint(directory, values, step=step, vocab_size=size["vocab"], words=words), values

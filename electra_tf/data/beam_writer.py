@@ -276,6 +276,9 @@ def write_pretraining_data_beam(
         ImportError: apache-beam is not installed (``pip install "electra_tf[beam]"``).
     """
     _check_args(max_seq_length, 1, eval_fraction, short_seq_prob, examples_per_shard)
+    if str(vocab_path).endswith(".txt"):
+        raise ValueError(f"--runner builds with SentencePiece models only, got the WordPiece vocabulary {vocab_path}; "
+                         "build WordPiece data with the local builder (leave out --runner)")
     sources = check_sources(inputs)
     sp = load_sentencepiece(vocab_path)
     try:

@@ -18,11 +18,13 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from electra_tf.data.vocab import file_sha256
+from electra_tf.data.errors import DataError
+from electra_tf.data.vocab import SpecialIds, file_sha256
 
 __all__ = [
     "DataError", "MANIFEST", "VOCAB_MODEL", "FORMAT", "load_manifest", "check_manifest", "write_manifest",
     "shard_name", "shard_paths", "check_shard_files", "diagnose_shards", "check_vocab_file",
+    "data_vocab_path", "data_vocab_kind", "data_special_ids",
 ]
 
 MANIFEST = "manifest.json"
@@ -32,8 +34,19 @@ _BUILD_HINT = ("build it with scripts/build_pretraining_data.py --input ... --vo
                "--output DIR --max_seq_length N (or leave data.path unset for the built-in corpus)")
 
 
-class DataError(ValueError):
-    """A data dir is missing, incomplete, corrupt or does not match the config."""
+def data_vocab_kind(manifest: Dict[str, Any]) -> str:
+    """``sentencepiece`` or ``wordpiece``."""
+    return manifest.get("vocab_kind", "sentencepiece")
+
+
+def data_vocab_path(data_dir: str, manifest: Dict[str, Any]) -> str:
+    """The vocabulary file of a data dir (``vocab.model``, ``vocab.txt``, or the original's ``vocab.txt``)."""
+    return os.path.join(data_dir, manifest.get("vocab_model") or VOCAB_MODEL)
+
+
+def data_special_ids(manifest: Dict[str, Any], data_dir: str = "the data dir") -> SpecialIds:
+    """The special ids recorded in a manifest (0-4 when it records none)."""
+    return SpecialIds.from_dict(manifest.get("special_ids"), where=f"{os.path.join(data_dir, MANIFEST)}")
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -54,16 +67,27 @@ def write_manifest(directory: str, manifest: Dict[str, Any]) -> None:
 def load_manifest(data_dir: str) -> Dict[str, Any]:
     """Reads a data dir's manifest.
 
+    A dir without ``manifest.json`` that holds google-research/electra's
+    ``pretrain_data.tfrecord-*`` files gets a manifest made in memory
+    (:func:`electra_tf.data.original.original_manifest`).
+
     Raises:
-        DataError: the dir or its manifest is missing (an incomplete build), or
-            the manifest is not valid JSON of this format.
+        DataError: the dir or its manifest is missing (an incomplete build) and
+            it is not the original's data either, or the manifest is not valid
+            JSON of this format.
     """
     if not os.path.isdir(data_dir):
         raise DataError(f"data dir {data_dir} does not exist; {_BUILD_HINT}")
     path = os.path.join(data_dir, MANIFEST)
     if not os.path.isfile(path):
-        raise DataError(f"data dir {data_dir} has no {MANIFEST}: it is not a data dir or its build did not "
-                        f"finish; {_BUILD_HINT}")
+        from electra_tf.data.original import original_manifest
+
+        manifest = original_manifest(data_dir)
+        if manifest is not None:
+            return manifest
+        raise DataError(f"data dir {data_dir} has no {MANIFEST} and no pretrain_data.tfrecord-* files: it is "
+                        f"neither a data dir of this project (or its build did not finish) nor one written by "
+                        f"google-research/electra's build_pretraining_dataset.py; {_BUILD_HINT}")
     try:
         with open(path, "r", encoding="utf-8") as f:
             manifest = json.load(f)
@@ -99,7 +123,7 @@ def check_manifest(manifest: Dict[str, Any], vocab_size: Optional[int], max_seq_
 
 
 def check_vocab_file(data_dir: str, manifest: Dict[str, Any]) -> None:
-    """Checks the data dir's ``vocab.model`` against its manifest: sha256 and number of pieces.
+    """Checks the data dir's vocabulary against its manifest: sha256, number of entries, special ids.
 
     Catches a manifest edited by hand or a vocabulary swapped after the build
     before any training, not at the export after it.
@@ -107,17 +131,29 @@ def check_vocab_file(data_dir: str, manifest: Dict[str, Any]) -> None:
     Raises:
         DataError: naming the file, the manifest and both values.
     """
-    path = os.path.join(data_dir, manifest.get("vocab_model") or VOCAB_MODEL)
+    path = data_vocab_path(data_dir, manifest)
     if not os.path.isfile(path):
-        return  # data dirs without a SentencePiece model (e.g. the original ELECTRA's) are checked elsewhere
+        return  # reported by what needs it (word masking, the export's text signatures), as before
     expected = manifest.get("vocab_sha256")
     if expected and file_sha256(path) != expected:
         raise DataError(f"the vocabulary {path} does not match {os.path.join(data_dir, MANIFEST)} (sha256 "
                         f"{file_sha256(path)[:12]}... vs {str(expected)[:12]}... recorded): the data dir was "
                         f"altered after it was built; rebuild it")
-    import sentencepiece as spm
+    from electra_tf.data.vocab import VocabError
+    from electra_tf.data.vocabulary import load_vocabulary
 
-    pieces = spm.SentencePieceProcessor(model_file=path).get_piece_size()
+    try:
+        vocab = load_vocabulary(path)
+    except VocabError as exc:
+        raise DataError(f"the vocabulary of data dir {data_dir} cannot be used: {exc}") from None
+    pieces = vocab.size
+    if vocab.kind != data_vocab_kind(manifest):
+        raise DataError(f"{os.path.join(data_dir, MANIFEST)} records a {data_vocab_kind(manifest)} vocabulary but "
+                        f"{path} is {vocab.kind}: the data dir was altered after it was built; rebuild it")
+    if vocab.specials != data_special_ids(manifest, data_dir):
+        raise DataError(f"{os.path.join(data_dir, MANIFEST)} records special ids "
+                        f"{data_special_ids(manifest, data_dir).as_dict()} but {path} has {vocab.specials.as_dict()}: "
+                        "the data dir was altered after it was built; rebuild it")
     if int(manifest.get("vocab_size", pieces)) != pieces:
         raise DataError(f"{os.path.join(data_dir, MANIFEST)} says vocab_size {manifest['vocab_size']} but its "
                         f"vocabulary {path} has {pieces} pieces: the data dir was altered after it was built; "
@@ -191,17 +227,17 @@ def diagnose_shards(data_dir: str, deep: bool = True) -> List[str]:
     splits = sorted(manifest.get("shards", {}))
     bad_size = _size_problems(data_dir, manifest, splits)
     problems = list(bad_size.values())
-    vocab = os.path.join(data_dir, VOCAB_MODEL)
+    vocab = data_vocab_path(data_dir, manifest)
     if not os.path.isfile(vocab):
         problems.append(f"vocabulary {vocab} is missing")
-    elif deep and file_sha256(vocab) != manifest.get("vocab_sha256"):
+    elif deep and manifest.get("vocab_sha256") and file_sha256(vocab) != manifest.get("vocab_sha256"):
         problems.append(f"vocabulary {vocab} differs from the one the data was built with (sha256 mismatch)")
     if not deep:
         return problems
     for split in splits:
         for shard in manifest["shards"][split]:
             path = os.path.join(data_dir, shard["file"])
-            if path not in bad_size and file_sha256(path) != shard["sha256"]:
+            if path not in bad_size and shard.get("sha256") and file_sha256(path) != shard["sha256"]:
                 problems.append(f"shard {path} is corrupt: its bytes differ from what was written "
                                 "(sha256 mismatch with the manifest)")
     return problems

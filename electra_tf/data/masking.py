@@ -18,10 +18,10 @@ Three strategies choose the positions (``data.masking``); the budget ``P``,
 the specials and the 85/15 split per chosen piece are the same for all:
 
 * ``token`` (default): ``P`` positions uniformly among the candidates (above).
-* ``whole_word``: words (a piece that starts with SentencePiece's ``▁``, or
-  follows a special, begins a word; the pieces after it up to the next word
-  start belong to it; WordPiece ``##`` continuations will count once such
-  vocabularies are supported) are visited in a random order and each is
+* ``whole_word``: words (a piece that starts with SentencePiece's ``▁``, a
+  WordPiece token that does not start with ``##``, or a piece that follows a
+  special, begins a word; the pieces after it up to the next word start
+  belong to it, so ``##`` continuations go with their word) are visited in a random order and each is
   chosen whole if it fits in what is left of the budget, skipped otherwise
   (the visit goes on with the next word), until the budget is spent. A word
   is never split, so the budget is met exactly whenever some unchosen word
@@ -75,7 +75,7 @@ def mask_sequence(
     """Chooses and masks positions of one sequence.
 
     Args:
-        input_ids: int32 ``[S]`` token ids, padded with ``[PAD]`` (0).
+        input_ids: int32 ``[S]`` token ids, padded with ``[PAD]`` (``special_ids[0]``).
         seed: int32 or int64 ``[2]``, the stateless seed of this example,
             e.g. ``(global seed, example index)``.
         mask_prob: fraction of the real tokens to choose, in (0, 1).
@@ -85,7 +85,7 @@ def mask_sequence(
         special_ids: ids never chosen; the first is the padding id.
         strategy: ``token``, ``whole_word`` or ``span`` (see the module docstring).
         word_start: bool ``[vocab_size]``, True for the ids that begin a word
-            (:func:`electra_tf.data.vocab.word_start_table`); needed by
+            (a vocabulary's ``word_start_table()``, :mod:`electra_tf.data.vocabulary`); needed by
             ``whole_word`` and ``span``.
 
     Returns:

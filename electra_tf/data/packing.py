@@ -26,25 +26,38 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 
-from electra_tf.data.vocab import CLS_ID, PAD_ID, SEP_ID
+from electra_tf.data.vocab import SENTENCEPIECE_SPECIALS, SpecialIds
 
-__all__ = ["pack_document", "serialize_example", "is_eval_document", "encode_chunk", "init_worker",
+__all__ = ["pack_document", "serialize_example", "is_eval_document", "encode_chunk", "init_worker", "specials_of",
            "MIN_TARGET_LENGTH"]
 
 MIN_TARGET_LENGTH = 5
 FEATURE = "input_ids"
 
-_processor: Optional[spm.SentencePieceProcessor] = None
+_processor = None  # a spm.SentencePieceProcessor or a vocabulary of electra_tf.data.vocabulary
 _varints: List[bytes] = []
 
 
-def init_worker(vocab_path: Optional[str] = None, model_proto: Optional[bytes] = None) -> None:
-    """Loads the SentencePiece model (a file, or its serialized bytes) once per process (a pool initializer)."""
+def init_worker(vocab_path: Optional[str] = None, model_proto: Optional[bytes] = None,
+                lower_case: Optional[bool] = None) -> None:
+    """Loads the vocabulary (a file, or a SentencePiece model's bytes) once per process (a pool initializer).
+
+    A WordPiece ``vocab.txt`` tokenizes with tensorflow-text, so such a worker imports TensorFlow.
+    """
     global _processor
     if model_proto is not None:
         _processor = spm.SentencePieceProcessor(model_proto=model_proto)
+    elif vocab_path.endswith(".txt"):
+        from electra_tf.data.wordpiece import load_wordpiece
+
+        _processor = load_wordpiece(vocab_path, lower_case=lower_case)
     else:
         _processor = spm.SentencePieceProcessor(model_file=vocab_path)
+
+
+def specials_of(processor) -> SpecialIds:
+    """The special ids of a tokenizer: a vocabulary's own, or 0-4 for a bare SentencePiece processor."""
+    return getattr(processor, "specials", SENTENCEPIECE_SPECIALS)
 
 
 def is_eval_document(index: int, eval_fraction: float) -> bool:
@@ -59,6 +72,7 @@ def pack_document(
     max_seq_length: int,
     short_seq_prob: float = 0.0,
     rng: Optional[random.Random] = None,
+    specials: SpecialIds = SENTENCEPIECE_SPECIALS,
 ) -> List[List[int]]:
     """Packs the token ids of one document's lines into sequences.
 
@@ -67,6 +81,7 @@ def pack_document(
         max_seq_length: the length of every sequence, special tokens included.
         short_seq_prob: probability that a sequence gets a shorter random target length.
         rng: source of randomness for the short targets (needed when ``short_seq_prob > 0``).
+        specials: the vocabulary's special ids (``[CLS]`` and ``[SEP]`` are used).
 
     Returns:
         Sequences ``[CLS, ..., SEP]`` of at most ``max_seq_length`` ids, unpadded.
@@ -80,6 +95,7 @@ def pack_document(
             target = rng.randint(MIN_TARGET_LENGTH, max_seq_length)
         return target - 2
 
+    cls_id, sep_id = specials.cls, specials.sep
     out: List[List[int]] = []
     current: List[int] = []
     room = new_room()
@@ -91,16 +107,16 @@ def pack_document(
                 current.extend(line)
                 line = []
             elif current:  # the line does not fit: close the sequence, retry in a new one
-                out.append([CLS_ID, *current, SEP_ID])
+                out.append([cls_id, *current, sep_id])
                 current, room = [], new_room()
             else:  # longer than a whole sequence: cut it
-                out.append([CLS_ID, *line[:room], SEP_ID])
+                out.append([cls_id, *line[:room], sep_id])
                 line, room = line[room:], new_room()
         if len(current) >= room:
-            out.append([CLS_ID, *current, SEP_ID])
+            out.append([cls_id, *current, sep_id])
             current, room = [], new_room()
     if current:
-        out.append([CLS_ID, *current, SEP_ID])
+        out.append([cls_id, *current, sep_id])
     return out
 
 
@@ -132,16 +148,17 @@ def _length_delimited(tag: bytes, payload: bytes) -> bytes:
 _KEY = b"\x0a" + _varint(len(FEATURE)) + FEATURE.encode()  # map entry key (field 1)
 
 
-def serialize_example(ids: Sequence[int], max_seq_length: int) -> bytes:
+def serialize_example(ids: Sequence[int], max_seq_length: int, pad_id: int = SENTENCEPIECE_SPECIALS.pad) -> bytes:
     """A serialized ``tf.train.Example`` with one int64 feature ``input_ids`` of length ``max_seq_length``.
 
     The protobuf is written by hand (the same bytes as TensorFlow's
-    serializer) so that worker processes need not import TensorFlow.
+    serializer) so that worker processes need not import TensorFlow. The
+    sequence is padded with ``pad_id``.
     """
     if len(ids) > max_seq_length:
         raise ValueError(f"a sequence of {len(ids)} ids does not fit max_seq_length={max_seq_length}")
-    table = _table(max(ids) + 1 if ids else 1)
-    packed = b"".join([table[i] for i in ids]) + table[PAD_ID] * (max_seq_length - len(ids))
+    table = _table(max(max(ids) if ids else 0, pad_id) + 1)
+    packed = b"".join([table[i] for i in ids]) + table[pad_id] * (max_seq_length - len(ids))
     int64_list = _length_delimited(b"\x0a", packed)      # Int64List.value, packed (field 1)
     feature = _length_delimited(b"\x1a", int64_list)     # Feature.int64_list (field 3)
     entry = _KEY + _length_delimited(b"\x12", feature)   # map<string, Feature> entry value (field 2)
@@ -150,7 +167,7 @@ def serialize_example(ids: Sequence[int], max_seq_length: int) -> bytes:
 
 
 def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int],
-                 processor: Optional[spm.SentencePieceProcessor] = None) -> Dict[str, object]:
+                 processor=None) -> Dict[str, object]:
     """Tokenizes, packs and serializes one chunk of documents (runs in a worker).
 
     Args:
@@ -158,8 +175,9 @@ def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int],
             short_seq_prob, eval_fraction, seed)``. The chunk's random stream
             depends only on ``(seed, chunk_index)``, so the output does not
             depend on the number of workers.
-        processor: the SentencePiece model to tokenize with; by default the
-            one :func:`init_worker` loaded in this process (a pool worker's).
+        processor: the tokenizer: a ``SentencePieceProcessor`` or a vocabulary of
+            :mod:`electra_tf.data.vocabulary` (its ``encode`` and special ids are
+            used); by default the one :func:`init_worker` loaded in this process.
 
     Returns:
         ``{"train": [bytes], "eval": [bytes], "stats": {split: {...}}}``.
@@ -169,6 +187,7 @@ def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int],
         processor = _processor
     if processor is None:
         raise RuntimeError("init_worker() must be called before encode_chunk(), or a processor passed")
+    specials = specials_of(processor)
     rng = random.Random(seed * 1_000_003 + chunk_index)
     records: Dict[str, List[bytes]] = {"train": [], "eval": []}
     stats = {split: {"documents": 0, "tokens": 0, "text_bytes": 0} for split in records}
@@ -179,8 +198,8 @@ def encode_chunk(task: Tuple[int, int, List[List[str]], int, float, float, int],
         split = "eval" if is_eval_document(first_doc + i, eval_fraction) else "train"
         ids = encoded[offset:offset + len(doc)]
         offset += len(doc)
-        sequences = pack_document(ids, max_seq_length, short_seq_prob, rng)
-        records[split].extend(serialize_example(seq, max_seq_length) for seq in sequences)
+        sequences = pack_document(ids, max_seq_length, short_seq_prob, rng, specials)
+        records[split].extend(serialize_example(seq, max_seq_length, specials.pad) for seq in sequences)
         stats[split]["documents"] += 1
         stats[split]["tokens"] += sum(len(seq) for seq in sequences)
         stats[split]["text_bytes"] += sum(len(line.encode("utf-8")) + 1 for line in doc) + 1

@@ -2,7 +2,9 @@
 
 A data dir (see :mod:`electra_tf.data.writer`) holds ``SPLIT-IIIII-of-NNNNN.tfrecord``
 shards of ``tf.train.Example`` with one fixed-length int64 feature
-``input_ids``, ``manifest.json`` and ``vocab.model``. :func:`pretraining_dataset`
+``input_ids``, ``manifest.json`` and ``vocab.model`` (or a WordPiece ``vocab.txt``);
+google-research/electra's ``pretrain_data.tfrecord-*`` dirs are read too
+(:mod:`electra_tf.data.original`). :func:`pretraining_dataset`
 reads one split as batches ready for the pretrainer:
 
 shards (seeded shuffle, per-worker shard) -> interleave -> seeded shuffle ->
@@ -29,10 +31,18 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from electra_tf.data.manifest import DataError, check_manifest, check_shard_files, diagnose_shards, load_manifest
+from electra_tf.data.manifest import (
+    DataError,
+    check_manifest,
+    check_shard_files,
+    data_special_ids,
+    data_vocab_path,
+    diagnose_shards,
+    load_manifest,
+)
 from electra_tf.data.masking import MASKING_STRATEGIES, default_max_predictions, mask_sequence
 from electra_tf.data.packing import FEATURE
-from electra_tf.data.vocab import load_sentencepiece, word_start_table
+from electra_tf.data.vocabulary import load_vocabulary
 from electra_tf.data.writer import write_pretraining_data
 from electra_tf.seeds import mask_stream
 
@@ -43,8 +53,16 @@ __all__ = [
 
 
 def vocab_path(data_dir: str) -> str:
-    """The SentencePiece model stored in a data dir."""
-    return os.path.join(data_dir, "vocab.model")
+    """The vocabulary of a data dir: its ``vocab.model`` or ``vocab.txt`` (as its manifest records).
+
+    For google-research/electra's data, the ``vocab.txt`` found beside it
+    (:mod:`electra_tf.data.original`). A dir without a readable manifest gives
+    ``DIR/vocab.model``, for the caller to report.
+    """
+    try:
+        return data_vocab_path(data_dir, load_manifest(data_dir))
+    except DataError:
+        return os.path.join(data_dir, "vocab.model")
 
 
 def corrupt_shard_error(data_dir: str, error: Exception) -> DataError:
@@ -102,7 +120,11 @@ def pretraining_dataset(
         vocab_size: expected vocabulary size (``model.vocab_size``); None skips the check.
         cycle_length: shards read at once.
         masking: ``token``, ``whole_word`` or ``span``; the word strategies read
-            word starts from the data dir's ``vocab.model``.
+            word starts from the data dir's vocabulary (``vocab.model``: ``▁``
+            begins a word; ``vocab.txt``: a ``##`` token continues one).
+
+    The special ids (``[PAD]``, ``[CLS]``, ``[SEP]`` never masked; ``[MASK]``)
+    are those the manifest records (0-4 when it records none).
 
     Returns:
         A dataset of dicts with static shapes ``[B, S]``: ``input_ids``,
@@ -129,12 +151,14 @@ def pretraining_dataset(
 
     if masking not in MASKING_STRATEGIES:
         raise ValueError(f"data.masking must be one of {', '.join(MASKING_STRATEGIES)}, got {masking!r}")
+    specials = data_special_ids(manifest, data_dir)
     word_start = None
     if masking != "token":
-        if not os.path.isfile(vocab_path(data_dir)):
+        vocab_file = data_vocab_path(data_dir, manifest)
+        if not os.path.isfile(vocab_file):
             raise DataError(f"data.masking={masking} needs the data dir's vocabulary to find word starts, but "
-                            f"{vocab_path(data_dir)} does not exist; use data.masking=token or rebuild the data dir")
-        word_start = tf.constant(word_start_table(load_sentencepiece(vocab_path(data_dir))), tf.bool)
+                            f"{vocab_file} does not exist; use data.masking=token or rebuild the data dir")
+        word_start = tf.constant(load_vocabulary(vocab_file).word_start_table(), tf.bool)
 
     pipelines, pipeline_id = 1, 0
     if input_context is not None:
@@ -162,8 +186,8 @@ def pretraining_dataset(
     def parse_and_mask(index: tf.Tensor, record: tf.Tensor) -> Dict[str, Any]:
         ids = tf.cast(tf.io.parse_single_example(record, spec)[FEATURE], tf.int32)
         key = tf.stack([tf.constant(mask_seed, tf.int64), index])
-        return mask_sequence(ids, key, mask_prob, max_predictions, mask_token_prob, strategy=masking,
-                             word_start=word_start)
+        return mask_sequence(ids, key, mask_prob, max_predictions, mask_token_prob, mask_id=specials.mask,
+                             special_ids=specials.never_masked, strategy=masking, word_start=word_start)
 
     ds = ds.enumerate().map(parse_and_mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

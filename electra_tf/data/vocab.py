@@ -24,14 +24,16 @@ import logging
 import os
 import random
 import re
-from typing import List, Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import sentencepiece as spm
 
 from electra_tf.data.corpus import check_sources, iter_documents
 
 __all__ = [
-    "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID", "SPECIAL_TOKENS", "MODEL_TYPES",
+    "PAD_ID", "UNK_ID", "CLS_ID", "SEP_ID", "MASK_ID", "SPECIAL_TOKENS", "MODEL_TYPES", "SpecialIds",
+    "SENTENCEPIECE_SPECIALS",
     "VocabError", "train_vocab", "load_sentencepiece", "check_special_ids", "file_sha256", "word_start_table",
 ]
 
@@ -45,6 +47,45 @@ _TOO_HIGH = re.compile(r"<=\s*(\d+)")
 
 class VocabError(ValueError):
     """A vocabulary cannot be trained as asked, or a model file is not of the expected layout."""
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The ids of ``[PAD] [UNK] [CLS] [SEP] [MASK]`` in one vocabulary.
+
+    SentencePiece vocabularies of this project have them at 0-4
+    (:data:`SENTENCEPIECE_SPECIALS`); a WordPiece ``vocab.txt`` has them
+    wherever its lines put them (BERT's: 0, 100, 101, 102, 103).
+    """
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    @property
+    def never_masked(self) -> tuple:
+        """``(pad, cls, sep)``: the ids masking never chooses, padding first."""
+        return (self.pad, self.cls, self.sep)
+
+    def as_dict(self) -> Dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Optional[Mapping[str, Any]], where: str = "the manifest") -> "SpecialIds":
+        """From ``{"pad": 0, ...}``; None (a manifest written before special ids were recorded) gives 0-4."""
+        if values is None:
+            return SENTENCEPIECE_SPECIALS
+        names = ("pad", "unk", "cls", "sep", "mask")
+        missing = [name for name in names if not isinstance(values.get(name), int)]
+        if missing:
+            raise VocabError(f"{where}: special_ids must give an integer id for each of {', '.join(names)}; "
+                             f"missing or not an integer: {', '.join(missing)} (got {dict(values)!r})")
+        return cls(**{name: int(values[name]) for name in names})
+
+
+SENTENCEPIECE_SPECIALS = SpecialIds(PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID)
 
 
 def file_sha256(path: str) -> str:
@@ -213,9 +254,9 @@ def word_start_table(sp: spm.SentencePieceProcessor) -> List[bool]:
 
     A SentencePiece piece begins a word when it starts with ``▁`` (the marker
     of a preceding space); unknown, control and byte pieces count as word
-    starts, so they are never glued to the word before them. (WordPiece
-    vocabularies are not supported yet; for them, every piece not starting
-    with ``##`` would begin a word.)
+    starts, so they are never glued to the word before them. (For a WordPiece
+    vocabulary see :meth:`electra_tf.data.wordpiece.WordPieceVocab.word_start_table`:
+    every token not starting with ``##`` begins a word.)
     """
     return [sp.id_to_piece(i).startswith(WORD_START) or sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i)
             for i in range(sp.get_piece_size())]

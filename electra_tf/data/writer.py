@@ -33,14 +33,15 @@ import os
 import shutil
 import time
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
 from electra_tf.data import packing
 from electra_tf.data.corpus import check_sources, iter_documents, source_size
 from electra_tf.data.manifest import FORMAT, MANIFEST, VOCAB_MODEL, DataError, shard_name, write_manifest
-from electra_tf.data.vocab import file_sha256, load_sentencepiece
+from electra_tf.data.vocab import SENTENCEPIECE_SPECIALS, file_sha256
+from electra_tf.data.vocabulary import load_vocabulary, vocab_file_name, vocabulary_fields
 
 __all__ = ["write_pretraining_data", "build_manifest", "check_examples", "SPLITS"]
 
@@ -66,7 +67,9 @@ def _check_args(max_seq_length: int, workers: int, eval_fraction: float, short_s
 
 
 def _is_ours(name: str) -> bool:
-    return name in (MANIFEST, VOCAB_MODEL) or (name.endswith(".tfrecord") and name.startswith(SPLITS))
+    if name in (MANIFEST, VOCAB_MODEL, vocab_file_name("wordpiece")):
+        return True
+    return name.endswith(".tfrecord") and name.startswith(SPLITS)
 
 
 def _check_output_dir(output_dir: str) -> None:
@@ -174,12 +177,13 @@ def _chunks(sources: Sequence[str], chunk_bytes: int, params: Tuple) -> Iterator
         yield (chunk, first, docs, *params)
 
 
-def _results(tasks: Iterator[Tuple], workers: int, vocab_path: str) -> Iterator[Dict[str, Any]]:
+def _results(tasks: Iterator[Tuple], workers: int, vocab) -> Iterator[Dict[str, Any]]:
     """Runs ``encode_chunk`` over tasks in order, in-process or on a pool with bounded look-ahead."""
+    vocab_path = vocab.path
     if workers == 1:
-        # This build's own model, not the process-wide one of init_worker (which is for pool workers): a
+        # This build's own vocabulary, not the process-wide one of init_worker (which is for pool workers): a
         # build in this process must neither use nor leave behind another build's vocabulary.
-        processor = load_sentencepiece(vocab_path)
+        processor = vocab.processor if vocab.kind == "sentencepiece" else vocab
         for task in tasks:
             yield packing.encode_chunk(task, processor=processor)
         return
@@ -187,7 +191,7 @@ def _results(tasks: Iterator[Tuple], workers: int, vocab_path: str) -> Iterator[
     # multiprocessing.Pool) raises BrokenProcessPool if a worker dies instead of waiting forever.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=packing.init_worker,
-                                                initargs=(vocab_path,)) as pool:
+                                                initargs=(vocab_path, None, vocab.lower_case)) as pool:
         pending: collections.deque = collections.deque()
         try:
             for task in tasks:
@@ -218,12 +222,20 @@ def check_examples(shards: Dict[str, List[Dict[str, Any]]], stats: Dict[str, Dic
 
 def build_manifest(inputs: Sequence[str], vocab_sha256: str, vocab_size: int, max_seq_length: int,
                    shards: Dict[str, List[Dict[str, Any]]], stats: Dict[str, Dict[str, int]], eval_fraction: float,
-                   short_seq_prob: float, seed: int, examples_per_shard: int, chunk_bytes: int) -> Dict[str, Any]:
-    """The manifest of a data dir (the local and the Beam builder write the same one)."""
+                   short_seq_prob: float, seed: int, examples_per_shard: int, chunk_bytes: int,
+                   vocabulary: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The manifest of a data dir (the local and the Beam builder write the same one).
+
+    ``vocabulary`` is :func:`~electra_tf.data.vocabulary.vocabulary_fields` of the
+    vocabulary; None means a SentencePiece model (special ids 0-4).
+    """
     examples = {split: sum(s["examples"] for s in shards[split]) for split in SPLITS}
+    if vocabulary is None:
+        vocabulary = {"vocab_kind": "sentencepiece", "special_ids": SENTENCEPIECE_SPECIALS.as_dict()}
     return {
         "format": FORMAT, "feature": packing.FEATURE, "max_seq_length": max_seq_length,
-        "vocab_size": vocab_size, "vocab_sha256": vocab_sha256, "vocab_model": VOCAB_MODEL,
+        "vocab_size": vocab_size, "vocab_sha256": vocab_sha256,
+        "vocab_model": vocab_file_name(vocabulary["vocab_kind"]), **vocabulary,
         "source": list(inputs), "splits": [s for s in SPLITS if examples[s] > 0], "examples": examples,
         "documents": {s: stats[s]["documents"] for s in SPLITS},
         "tokens": {s: stats[s]["tokens"] for s in SPLITS},
@@ -245,12 +257,15 @@ def write_pretraining_data(
     examples_per_shard: int = 10_000,
     chunk_bytes: int = 256 * 1024,
     progress: bool = True,
+    lower_case: Optional[bool] = None,
 ) -> Dict[str, Any]:
     """Tokenizes and packs text sources into a self-contained TFRecord data dir.
 
     Args:
         inputs: text files, ``.jsonl`` files, ``tfds:NAME[:SPLIT]`` or ``builtin``; globs are expanded.
-        vocab_path: a SentencePiece model with the fixed special ids (copied as ``vocab.model``).
+        vocab_path: a SentencePiece model with the fixed special ids (copied as
+            ``vocab.model``) or a WordPiece ``vocab.txt`` (copied as ``vocab.txt``;
+            special ids read from it and recorded in the manifest).
         output_dir: the data dir to create (or replace, if it holds a previous build).
         max_seq_length: length of every sequence, ``[CLS]`` and ``[SEP]`` included.
         workers: tokenizer processes; 1 works in-process.
@@ -260,6 +275,8 @@ def write_pretraining_data(
         examples_per_shard: sequences per shard file.
         chunk_bytes: text per unit of work (changing it changes the short-length draws).
         progress: show a tqdm progress bar (on a terminal).
+        lower_case: WordPiece only: lower-case text before tokenizing; None
+            decides from the vocabulary (see :mod:`electra_tf.data.wordpiece`).
 
     Returns:
         The manifest, as written to ``output_dir/manifest.json``.
@@ -271,7 +288,10 @@ def write_pretraining_data(
     """
     _check_args(max_seq_length, workers, eval_fraction, short_seq_prob, examples_per_shard)
     sources = check_sources(inputs)
-    sp = load_sentencepiece(vocab_path)
+    vocab = load_vocabulary(vocab_path, lower_case=lower_case)
+    if vocab.kind == "wordpiece":
+        logger.info("WordPiece vocabulary, %d tokens, special ids %s; %s", vocab.size, vocab.specials.as_dict(),
+                    vocab.describe_casing())
     _check_output_dir(output_dir)
     sizes = [source_size(s) for s in sources]
     total = None if None in sizes else sum(sizes)
@@ -282,7 +302,7 @@ def write_pretraining_data(
         stats = {split: {"documents": 0, "tokens": 0, "text_bytes": 0} for split in SPLITS}
         tasks = _chunks(sources, chunk_bytes, (max_seq_length, short_seq_prob, eval_fraction, seed))
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=None if progress else True)
-        with bar, contextlib.closing(_results(tasks, workers, vocab_path)) as results:
+        with bar, contextlib.closing(_results(tasks, workers, vocab)) as results:
             for result in results:
                 for split in SPLITS:
                     writers[split].write(result[split])
@@ -291,9 +311,10 @@ def write_pretraining_data(
                 bar.update(result["stats"]["train"]["text_bytes"] + result["stats"]["eval"]["text_bytes"])
         shards = {split: writers[split].finish() for split in SPLITS}
         examples = check_examples(shards, stats, sources, eval_fraction)
-        shutil.copyfile(vocab_path, os.path.join(stage, VOCAB_MODEL))
-        manifest = build_manifest(inputs, file_sha256(vocab_path), sp.get_piece_size(), max_seq_length, shards, stats,
-                                  eval_fraction, short_seq_prob, seed, examples_per_shard, chunk_bytes)
+        shutil.copyfile(vocab_path, os.path.join(stage, vocab_file_name(vocab.kind)))
+        manifest = build_manifest(inputs, file_sha256(vocab_path), vocab.size, max_seq_length, shards, stats,
+                                  eval_fraction, short_seq_prob, seed, examples_per_shard, chunk_bytes,
+                                  vocabulary=vocabulary_fields(vocab))
         write_manifest(stage, manifest)
         _publish(stage, output_dir)
     except BaseException:

@@ -116,12 +116,11 @@ def resolve_data_dir(generator_path, cfg, data_dir=None):
 
 
 def _vocab_file_near(path):
-    """A ``vocab.model`` stored with a model dir or an export, if any."""
-    for candidate in (os.path.join(path, "vocab.model"), os.path.join(os.path.dirname(os.path.normpath(path)),
-                                                                       "vocab.model"),
-                      os.path.join(path, "export", "vocab.model")):
-        if os.path.isfile(candidate):
-            return candidate
+    """A ``vocab.model`` or ``vocab.txt`` stored with a model dir (a converted one too) or an export, if any."""
+    for directory in (path, os.path.dirname(os.path.normpath(path)), os.path.join(path, "export")):
+        for name in ("vocab.model", "vocab.txt"):
+            if os.path.isfile(os.path.join(directory, name)):
+                return os.path.join(directory, name)
     return None
 
 
@@ -195,14 +194,22 @@ def corrupt_held_out(generator, data_dir, seed=0, batch_size=32, num_examples=No
     if num_examples is not None and (not isinstance(num_examples, int) or num_examples < 1):
         raise ValueError(f"num_examples must be an integer >= 1 or None (the whole split), got {num_examples!r}")
     manifest = load_manifest(data_dir)
-    available = int(manifest.get("examples", {}).get(split, 0))
+    counts = manifest.get("examples", {})
+    if split not in counts and manifest.get("shards", {}).get(split):
+        available = None  # google-research/electra's data: the count is not recorded; read what is there
+    else:
+        available = int(counts.get(split, 0))
     if available == 0:
-        raise ValueError(f"the data dir {data_dir} has no {split!r} examples (splits: {manifest.get('examples')}); "
-                         "rebuild it with --eval_fraction > 0 or pass another data dir")
+        raise ValueError(f"the data dir {data_dir} has no {split!r} examples (splits: "
+                         f"{manifest.get('examples') or sorted(manifest.get('shards', {}))}); "
+                         "rebuild it with --eval_fraction > 0, pass another data dir, or choose --split")
     dataset = pretraining_dataset(data_dir, split=split, batch_size=1, mask_prob=mask_prob,
                                   max_predictions=max_predictions, mask_token_prob=mask_token_prob, seed=seed,
                                   repeat=False, shuffle=False, vocab_size=generator.encoder.vocab_size)
-    dataset = dataset.unbatch().take(min(num_examples or available, available)).batch(batch_size)
+    wanted = num_examples or available
+    if available is not None:
+        wanted = min(wanted, available)
+    dataset = dataset.unbatch().take(-1 if wanted is None else wanted).batch(batch_size)
 
     batch_spec = {key: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype) for key, spec in dataset.element_spec.items()}
     corrupter = ElectraPretrainer(generator, temperature=temperature, name="rtd_corrupter")

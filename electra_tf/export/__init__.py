@@ -5,7 +5,8 @@
     discriminator/                 SavedModel: encode (serving_default), detect, encode_text, detect_text
     generator/                     SavedModel: fill_mask (serving_default), fill_mask_text
     discriminator_encoder.keras    the discriminator's encoder (float32, own word-embedding table)
-    vocab.model                    the SentencePiece model (also an asset inside each SavedModel)
+    vocab.model | vocab.txt        the vocabulary: SentencePiece model or WordPiece vocab.txt (also an
+                                   asset inside each SavedModel)
     config.yaml                    the resolved pretraining config
 
 The whole directory is written under a temporary name next to it
@@ -14,7 +15,7 @@ renamed to a versioned ``.versions/export.<time>`` when complete, and ``export``
 is a symbolic link to it, replaced atomically: a reader of ``export/discriminator``
 sees the old export or the new one, never half of one and never none. Loading a
 SavedModel with text signatures needs ``import tensorflow_text`` first (it
-registers the SentencePiece op); loading the ``.keras`` file needs
+registers the SentencePiece and WordPiece ops); loading the ``.keras`` file needs
 ``import electra_tf.networks`` first (it registers the layers).
 
 Example:
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 EXPORT_DIR = "export"
 KERAS_ENCODER = "discriminator_encoder.keras"
 VOCAB_FILE = "vocab.model"
+WORDPIECE_VOCAB_FILE = "vocab.txt"
 VERSIONS_DIR = ".versions"  # export.<time> dirs; MODEL_DIR/export links to the current one
 
 __all__ = ["export_models", "export_model_dir", "standalone_encoder", "find_vocab_model", "DiscriminatorModule",
@@ -142,7 +144,8 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
         generator, discriminator: the trained Keras models.
         cfg: the resolved config, stored as ``config.yaml`` (needed by
             :func:`electra_tf.pretrained.load_pretrained`).
-        vocab_model: the SentencePiece model; None exports the id signatures only.
+        vocab_model: the vocabulary (SentencePiece ``.model`` or WordPiece
+            ``vocab.txt``); None exports the id signatures only.
         top_k: candidates per masked position in ``fill_mask``.
         max_seq_length: truncation length of the text signatures; None takes
             ``cfg.data.max_seq_length``.
@@ -178,8 +181,9 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
         standalone_encoder(discriminator).save(os.path.join(tmp, KERAS_ENCODER))
         written = ["discriminator", "generator", KERAS_ENCODER]
         if vocab_model:
-            shutil.copyfile(vocab_model, os.path.join(tmp, VOCAB_FILE))
-            written.append(VOCAB_FILE)
+            vocab_name = WORDPIECE_VOCAB_FILE if tokenizer.kind == "wordpiece" else VOCAB_FILE
+            shutil.copyfile(vocab_model, os.path.join(tmp, vocab_name))
+            written.append(vocab_name)
         if cfg is not None:
             from electra_tf.config import dump_config
 
@@ -191,19 +195,32 @@ def export_models(model_dir, generator, discriminator, cfg=None, vocab_model=Non
         raise
     log.info("exported %s to %s", ", ".join(written), target)
     keys = {"discriminator": "discriminator", "generator": "generator", KERAS_ENCODER: "keras_encoder",
-            VOCAB_FILE: "vocab_model", "config.yaml": "config"}
+            VOCAB_FILE: "vocab_model", WORDPIECE_VOCAB_FILE: "vocab_model", "config.yaml": "config"}
     return {"export": target, **{keys[name]: os.path.join(target, name) for name in written}}
 
 
-def find_vocab_model(model_dir, cfg):
-    """The vocabulary of a run: ``MODEL_DIR/export/vocab.model``, else the one in its recorded data dir.
-
-    Returns:
-        A path, or None when neither exists.
-    """
+def vocab_candidates(model_dir, cfg):
+    """Where :func:`find_vocab_model` looks, in order."""
+    from electra_tf.data.tfrecords import vocab_path
     from electra_tf.pretrained import recorded_data_dir
 
-    for path in (os.path.join(model_dir, EXPORT_DIR, VOCAB_FILE), os.path.join(recorded_data_dir(cfg), VOCAB_FILE)):
+    export = os.path.join(model_dir, EXPORT_DIR)
+    return [os.path.join(export, VOCAB_FILE), os.path.join(export, WORDPIECE_VOCAB_FILE),
+            os.path.join(model_dir, WORDPIECE_VOCAB_FILE), vocab_path(recorded_data_dir(cfg))]
+
+
+def find_vocab_model(model_dir, cfg):
+    """The vocabulary of a run.
+
+    In order: ``MODEL_DIR/export/vocab.model`` or ``vocab.txt``,
+    ``MODEL_DIR/vocab.txt`` (a model dir converted from google-research/electra),
+    and the vocabulary of its recorded data dir (``vocab.model``, ``vocab.txt``,
+    or the original's data's ``vocab.txt``).
+
+    Returns:
+        A path, or None when none exists.
+    """
+    for path in vocab_candidates(model_dir, cfg):
         if os.path.isfile(path):
             return path
     return None
@@ -214,7 +231,8 @@ def export_model_dir(model_dir, vocab_model=None, top_k=5, max_seq_length=None, 
 
     Args:
         model_dir: a model dir written by ``scripts/pretrain.py``.
-        vocab_model: the SentencePiece model; None looks for it with :func:`find_vocab_model`.
+        vocab_model: the vocabulary (``.model`` or ``vocab.txt``); None looks for it with
+            :func:`find_vocab_model`.
         top_k: candidates per masked position in ``fill_mask``.
         max_seq_length: truncation length of the text signatures (default: the run's).
         checkpoint: a checkpoint prefix to export instead of the latest.
@@ -226,22 +244,13 @@ def export_model_dir(model_dir, vocab_model=None, top_k=5, max_seq_length=None, 
         FileNotFoundError: no config, checkpoint or vocabulary was found (the
             message says where it looked).
     """
-    from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
+    from electra_tf.pretrained import find_config, load_pretrained
 
     cfg = find_config(model_dir)
     vocab_model = vocab_model or find_vocab_model(model_dir, cfg)
-    if vocab_model is None and os.path.isfile(os.path.join(model_dir, "vocab.txt")):
-        # A model dir converted from google-research/electra carries its WordPiece vocab.txt; the text
-        # signatures read SentencePiece models only (WordPiece in the export: not yet built, issue 18).
-        log.warning("%s has a WordPiece vocab.txt and no SentencePiece model: exporting the id signatures only "
-                    "(text signatures from a WordPiece vocabulary are not built yet)", model_dir)
-        cfg, generator, discriminator = load_pretrained(checkpoint or model_dir, cfg=cfg)
-        return export_models(model_dir, generator, discriminator, cfg, vocab_model=None, top_k=top_k,
-                             max_seq_length=max_seq_length)
     if vocab_model is None:
-        raise FileNotFoundError(
-            f"no vocabulary found for {model_dir}: looked for {os.path.join(model_dir, EXPORT_DIR, VOCAB_FILE)} "
-            f"and {os.path.join(recorded_data_dir(cfg), VOCAB_FILE)}; pass --vocab PATH.model")
+        raise FileNotFoundError(f"no vocabulary found for {model_dir}: looked for "
+                                f"{', '.join(vocab_candidates(model_dir, cfg))}; pass --vocab PATH.model or vocab.txt")
     if not os.path.isfile(vocab_model):
         raise FileNotFoundError(f"vocabulary model {vocab_model} does not exist")
     cfg, generator, discriminator = load_pretrained(checkpoint or model_dir, cfg=cfg)

@@ -44,18 +44,19 @@ MASK_SPEC = tf.TensorSpec([None, None], tf.int32, name="input_mask")
 SENTENCES_SPEC = tf.TensorSpec([None], tf.string, name="sentences")
 
 
-def mask_positions(input_ids, input_mask):
+def mask_positions(input_ids, input_mask, mask_id=MASK_ID):
     """Where the ``[MASK]`` ids are, row by row.
 
     Args:
         input_ids, input_mask: int32 ``[B, L]``.
+        mask_id: the vocabulary's ``[MASK]`` id.
 
     Returns:
         ``(positions, weights)``: int32 ``[B, P]`` ascending positions padded
         with 0, and float32 ``[B, P]`` (1 for a ``[MASK]``, 0 for padding),
         where ``P`` is the largest number of ``[MASK]`` tokens in a row.
     """
-    is_mask = tf.logical_and(tf.equal(input_ids, MASK_ID), input_mask > 0)
+    is_mask = tf.logical_and(tf.equal(input_ids, mask_id), input_mask > 0)
     where = tf.where(is_mask)  # row-major: rows ascending, positions ascending within a row
     ragged = tf.RaggedTensor.from_value_rowids(tf.cast(where[:, 1], tf.int32), where[:, 0],
                                                nrows=tf.shape(input_ids, out_type=tf.int64)[0])
@@ -133,9 +134,11 @@ class GeneratorModule(tf.Module):
         tokenizer: a :class:`~electra_tf.export.text.TextTokenizer`, or None
             for the id signature only.
         top_k: candidates returned per masked position (at most the vocabulary size).
+        mask_id: the ``[MASK]`` id the id signature looks for; None takes the
+            tokenizer's (without one: 4, this project's SentencePiece layout).
     """
 
-    def __init__(self, generator, tokenizer=None, top_k=5):
+    def __init__(self, generator, tokenizer=None, top_k=5, mask_id=None):
         super().__init__(name="generator_export")
         vocab_size = generator.encoder.vocab_size
         if not isinstance(top_k, int) or not 1 <= top_k <= vocab_size:
@@ -144,11 +147,16 @@ class GeneratorModule(tf.Module):
         self.serving_variables = _plain_variables(generator)
         self.tokenizer = tokenizer
         self.top_k = top_k
+        if mask_id is None:
+            mask_id = tokenizer.specials.mask if tokenizer is not None else MASK_ID
+        if tokenizer is not None and mask_id != tokenizer.specials.mask:
+            raise ValueError(f"mask_id {mask_id} differs from the tokenizer's [MASK] id {tokenizer.specials.mask}")
+        self.mask_id = int(mask_id)
         if tokenizer is not None:
             self.fill_mask_text = tf.function(self._fill_mask_text, input_signature=[SENTENCES_SPEC])
 
     def _fill(self, input_ids, input_mask):
-        positions, weights = mask_positions(input_ids, input_mask)
+        positions, weights = mask_positions(input_ids, input_mask, self.mask_id)
         logits = self.generator({"input_ids": input_ids, "input_mask": input_mask, "masked_positions": positions},
                                  training=False)["logits"]
         probs, ids = tf.math.top_k(tf.nn.softmax(tf.cast(logits, tf.float32)), k=self.top_k)

@@ -28,7 +28,8 @@ def build_parser(description=None):
     p.add_argument("--data_dir", default=None,
                    help="dir with the task's TSV files (train.tsv, dev.tsv, ...); omit to use TFDS glue/<task>")
     p.add_argument("--tfds_data_dir", default=None, help="TFDS data dir (when --data_dir is not given)")
-    p.add_argument("--vocab", default=None, help="SentencePiece model (default: found beside --pretrained)")
+    p.add_argument("--vocab", default=None,
+                   help="SentencePiece model or WordPiece vocab.txt (default: found beside --pretrained)")
     search = p.add_argument_group("search (each flag takes one or more values; the search runs all combinations)")
     search.add_argument("--lr", type=float, nargs="+", default=None, help="peak learning rates (5e-5 1e-4 3e-4)")
     search.add_argument("--epochs", type=float, nargs="+", default=None, help="training epochs (3)")

@@ -1,7 +1,9 @@
 """Tokenizing examples with the pretraining vocabulary and batching them with tf.data.
 
 A single sentence becomes ``[CLS] a [SEP]``, a pair ``[CLS] a [SEP] b [SEP]``,
-with token type 0 up to and including the first ``[SEP]`` and 1 after it.
+with token type 0 up to and including the first ``[SEP]`` and 1 after it. The
+special ids are the vocabulary's (a SentencePiece model of this project: 0-4;
+a WordPiece ``vocab.txt``: where its lines put them), padding with its ``[PAD]``.
 When a pair is too long, tokens are dropped from the end of the longer side
 first (BERT's ``_truncate_seq_pair``; on a tie, from ``b``).
 
@@ -21,7 +23,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.data.vocab import CLS_ID, PAD_ID, SEP_ID
+from electra_tf.data.packing import specials_of
+from electra_tf.data.vocab import SENTENCEPIECE_SPECIALS, SpecialIds
 
 __all__ = ["EncodedSplit", "truncate_pair", "encode_pair", "encode_examples", "train_dataset", "eval_dataset"]
 
@@ -34,13 +37,15 @@ class EncodedSplit:
 
     ``labels`` is an array with one label per example ([N]; [N, 2] start and
     end positions for question answering) or, for token tagging, a list of
-    per-token rows (-1 where a token has no label).
+    per-token rows (-1 where a token has no label). ``specials`` are the
+    vocabulary's special ids (padding uses its ``[PAD]``).
     """
 
     input_ids: List[List[int]]
     token_type_ids: List[List[int]]
     labels: Union[np.ndarray, List[List[int]]]
     truncated: int = 0
+    specials: SpecialIds = SENTENCEPIECE_SPECIALS
 
     def __len__(self):
         return len(self.input_ids)
@@ -60,23 +65,29 @@ def truncate_pair(a: List[int], b: Optional[List[int]], max_tokens: int) -> Tupl
     return a, b
 
 
-def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], max_seq_length: int) -> Tuple[List[int], List[int]]:
+def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], max_seq_length: int,
+                special_ids: SpecialIds = SENTENCEPIECE_SPECIALS) -> Tuple[List[int], List[int]]:
     """``(input_ids, token_type_ids)`` of ``[CLS] a [SEP] (b [SEP])``, at most ``max_seq_length`` long."""
     specials = 2 if b is None else 3
     if max_seq_length < specials + (1 if b is None else 2):
         raise ValueError(f"max_seq_length must leave room for the special tokens and one token per text, "
                          f"got {max_seq_length}")
     a, b = truncate_pair(a, b, max_seq_length - specials)
-    ids = [CLS_ID] + a + [SEP_ID]
+    ids = [special_ids.cls] + a + [special_ids.sep]
     types = [0] * len(ids)
     if b is not None:
-        ids += b + [SEP_ID]
+        ids += b + [special_ids.sep]
         types += [1] * (len(b) + 1)
     return ids, types
 
 
 def encode_examples(sp, examples, max_seq_length: int, is_regression: bool = False) -> EncodedSplit:
-    """Tokenizes ``examples`` (a list of :class:`~electra_tf.finetune.readers.Example`) with ``sp``."""
+    """Tokenizes ``examples`` (a list of :class:`~electra_tf.finetune.readers.Example`) with ``sp``.
+
+    ``sp`` is a vocabulary of :mod:`electra_tf.data.vocabulary` (its special
+    ids are used) or a bare ``SentencePieceProcessor`` (ids 0-4).
+    """
+    specials_ids = specials_of(sp)
     firsts = sp.encode([e.text_a for e in examples])
     pairs = examples and examples[0].text_b is not None
     seconds = sp.encode([e.text_b or "" for e in examples]) if pairs else [None] * len(examples)
@@ -85,14 +96,14 @@ def encode_examples(sp, examples, max_seq_length: int, is_regression: bool = Fal
     for a, b in zip(firsts, seconds):
         if len(a) + (len(b) if b is not None else 0) > max_seq_length - specials:
             truncated += 1
-        i, t = encode_pair(a, b, max_seq_length)
+        i, t = encode_pair(a, b, max_seq_length, specials_ids)
         ids.append(i)
         types.append(t)
     dtype = np.float32 if is_regression else np.int32
     labels = np.asarray([e.label for e in examples], dtype=dtype)
     if truncated:
         log.info("%d of %d examples truncated to %d tokens", truncated, len(examples), max_seq_length)
-    return EncodedSplit(ids, types, labels, truncated)
+    return EncodedSplit(ids, types, labels, truncated, specials_ids)
 
 
 def _ragged(rows):
@@ -119,13 +130,13 @@ def _dataset(split: EncodedSplit, weights: np.ndarray) -> tf.data.Dataset:
         lambda f: {k: v.to_tensor() if isinstance(v, tf.RaggedTensor) else v for k, v in f.items()})
 
 
-def _padded_batch(ds, batch_size, pad_to):
+def _padded_batch(ds, batch_size, pad_to, pad_id):
     shape = [pad_to] if pad_to else [None]
     label_spec = ds.element_spec["label"]
     # Per-token labels (tagging) pad like the tokens, with -1 (no label); others keep their shape.
     label_shape = shape if label_spec.shape.rank == 1 and label_spec.shape[0] is None else label_spec.shape
     shapes = {"input_ids": shape, "token_type_ids": shape, "input_mask": shape, "label": label_shape, "weight": []}
-    values = {"input_ids": PAD_ID, "token_type_ids": 0, "input_mask": 0,
+    values = {"input_ids": pad_id, "token_type_ids": 0, "input_mask": 0,
               "label": tf.constant(-1 if label_spec.dtype.is_integer else 0, label_spec.dtype), "weight": 0.0}
     return ds.padded_batch(batch_size, padded_shapes=shapes, padding_values=values, drop_remainder=True)
 
@@ -145,7 +156,7 @@ def train_dataset(split: EncodedSplit, batch_size: int, seed: int, pad_to: Optio
     n = len(split)
     ds = _dataset(split, np.ones(n, np.float32))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    return _options(_padded_batch(ds, batch_size, pad_to).prefetch(tf.data.AUTOTUNE))
+    return _options(_padded_batch(ds, batch_size, pad_to, split.specials.pad).prefetch(tf.data.AUTOTUNE))
 
 
 def eval_dataset(split: EncodedSplit, batch_size: int, pad_to: Optional[int] = None,
@@ -162,7 +173,8 @@ def eval_dataset(split: EncodedSplit, batch_size: int, pad_to: Optional[int] = N
         labels = np.concatenate([split.labels, np.zeros((fill,) + split.labels.shape[1:], split.labels.dtype)])
     else:
         labels = list(split.labels) + [[-1, -1]] * fill
-    padded = EncodedSplit(split.input_ids + [[CLS_ID, SEP_ID]] * fill, split.token_type_ids + [[0, 0]] * fill,
-                          labels)
+    cls_sep = [split.specials.cls, split.specials.sep]
+    padded = EncodedSplit(split.input_ids + [cls_sep] * fill, split.token_type_ids + [[0, 0]] * fill, labels)
     weights = np.concatenate([np.ones(n, np.float32), np.zeros(fill, np.float32)])
-    return _options(_padded_batch(_dataset(padded, weights), batch_size, pad_to).prefetch(tf.data.AUTOTUNE))
+    batches = _padded_batch(_dataset(padded, weights), batch_size, pad_to, split.specials.pad)
+    return _options(batches.prefetch(tf.data.AUTOTUNE))

@@ -30,7 +30,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.data.vocab import load_sentencepiece
+from electra_tf.data.vocabulary import load_vocabulary
 from electra_tf.finetune.features import encode_examples
 from electra_tf.finetune.readers import load_examples
 from electra_tf.finetune.report import write_results
@@ -96,27 +96,31 @@ def space_for_model(cfg) -> Tuple[SearchSpace, str]:
 
 
 def find_vocab(pretrained: str, cfg) -> str:
-    """The SentencePiece model the pretrained model was trained with.
+    """The vocabulary the pretrained model was trained with (a SentencePiece ``vocab.model`` or a ``vocab.txt``).
 
-    Looked for beside ``pretrained`` (an export dir), in its ``export/`` dir or
-    its parent (a model dir; ``export/discriminator``), then in the pretraining
-    data dir the config records (``data.path``, or the built-in data's dir).
+    Looked for beside ``pretrained`` (an export dir, or a model dir converted
+    from google-research/electra), in its ``export/`` dir or its parent (a
+    model dir; ``export/discriminator``), then in the pretraining data dir the
+    config records (``data.path``, or the built-in data's dir).
     """
+    from electra_tf.data.tfrecords import vocab_path
+
     path = pretrained.rstrip("/")
-    candidates = [os.path.join(path, "vocab.model"), os.path.join(path, "export", "vocab.model"),
-                  os.path.join(os.path.dirname(path), "vocab.model")]
-    candidates.append(os.path.join(recorded_data_dir(cfg), "vocab.model"))  # data.path, or the built-in data
+    candidates = [os.path.join(directory, name)
+                  for directory in (path, os.path.join(path, "export"), os.path.dirname(path))
+                  for name in ("vocab.model", "vocab.txt")]
+    candidates.append(vocab_path(recorded_data_dir(cfg)))  # data.path, or the built-in data
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
-    raise FileNotFoundError(f"no vocab.model found for {pretrained} (looked at {', '.join(candidates)}); "
+    raise FileNotFoundError(f"no vocabulary found for {pretrained} (looked at {', '.join(candidates)}); "
                             "give the pretraining vocabulary with --vocab")
 
 
 def encode_task(task, examples, vocab_path, max_seq_length, vocab_size=None):
     """``{split: EncodedSplit}``: every split tokenized once, shared by all runs."""
-    sp = load_sentencepiece(vocab_path, expected_vocab_size=vocab_size)
-    return {split: encode_examples(sp, rows, max_seq_length, task.is_regression) for split, rows in examples.items()}
+    vocab = load_vocabulary(vocab_path, expected_vocab_size=vocab_size)
+    return {split: encode_examples(vocab, rows, max_seq_length, task.is_regression) for split, rows in examples.items()}
 
 
 def _family(task):

@@ -24,7 +24,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.data.vocab import CLS_ID, SEP_ID, UNK_ID, load_sentencepiece
+from electra_tf.data.vocab import CLS_ID, SEP_ID, UNK_ID, VocabError, load_sentencepiece
 from electra_tf.finetune.conll import chunk_scores, read_conll
 from electra_tf.finetune.features import EncodedSplit
 from electra_tf.finetune.heads import TokenTagger
@@ -148,6 +148,9 @@ def encode_tagging(sp, task: TaggingTask, sentences, max_seq_length: int) -> Tag
 
 def encode_tagging_task(task, examples, vocab_path, max_seq_length, vocab_size=None):
     """``{split: TaggedSplit}``, every split tokenized once."""
+    if str(vocab_path).endswith(".txt"):
+        raise VocabError(f"token tagging fine-tuning tokenizes with SentencePiece models only, got the WordPiece "
+                         f"vocabulary {vocab_path}; WordPiece models fine-tune on classification and regression tasks")
     sp = load_sentencepiece(vocab_path, expected_vocab_size=vocab_size)
     return {split: encode_tagging(sp, task, rows, max_seq_length) for split, rows in examples.items()}
 
