@@ -103,3 +103,24 @@ def test_continue_pretraining_a_converted_model_on_wordpiece_text(lineage, mode,
         "--data", lineage["data"], "--max_batches", "2", "--batch_size", "8", "--json", rtd]) == 0
     results = json.load(open(rtd))
     assert len(results) == 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in results)
+
+    # The continued run to Hugging Face (its vocab.txt is found in its export/), loaded by transformers.
+    hf_dir = str(tmp_path / "hf")
+    assert _script("convert_checkpoint").main(["--to", "hf", "--input", run_dir, "--output", hf_dir]) == 0
+    for directory in (hf_dir, os.path.join(hf_dir, "generator")):
+        assert {"config.json", "model.safetensors", "vocab.txt"} <= set(os.listdir(directory))
+    try:
+        import torch
+        from transformers import ElectraForPreTraining
+    except ImportError:
+        return  # the oracle half: tests/test_convert_hf.py says how to install it
+    from electra_tf.pretrained import load_pretrained
+
+    model, info = ElectraForPreTraining.from_pretrained(hf_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    _, _, discriminator = load_pretrained(run_dir, which=("discriminator",))
+    ids = np.array([[101, 200, 300, 400, 102]], dtype=np.int32)  # [CLS] three words [SEP], BERT's layout
+    ours = discriminator({"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids)}, training=False)
+    with torch.no_grad():
+        theirs = model(input_ids=torch.tensor(ids, dtype=torch.long)).logits.numpy()
+    np.testing.assert_allclose(np.asarray(ours["logits"]).reshape(theirs.shape), theirs, atol=1e-4)

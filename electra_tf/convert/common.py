@@ -186,8 +186,12 @@ def load_for_export(model_dir, target, which=("generator", "discriminator"), **r
     Raises:
         ConversionError: no ``config.yaml``, a setting ``target`` cannot
             express (:func:`refuse_inexpressible`), no ``vocab.txt`` (a
-            SentencePiece model) or one of the wrong size.
+            SentencePiece model) or one of the wrong size. The ``vocab.txt``
+            is looked for as fine-tuning looks for a vocabulary: beside the
+            model dir (a converted one), in its ``export/`` (a run continued
+            from one) or in the data dir it was trained on.
     """
+    from electra_tf.finetune.search import find_vocab
     from electra_tf.pretrained import find_config, load_pretrained
 
     if not os.path.isdir(model_dir):
@@ -197,8 +201,11 @@ def load_for_export(model_dir, target, which=("generator", "discriminator"), **r
     except FileNotFoundError as exc:
         raise ConversionError(str(exc)) from None
     refuse_inexpressible(cfg, target, **refusal)
-    vocab_file = os.path.join(model_dir, VOCAB_FILE)
-    if not os.path.isfile(vocab_file):
+    try:  # beside the model dir (converted), in its export/ (a run), or in the data dir it was trained on
+        vocab_file = find_vocab(model_dir, cfg)
+    except FileNotFoundError:
+        vocab_file = None
+    if vocab_file is None or os.path.basename(vocab_file) != VOCAB_FILE:
         raise ConversionError(f"{target} cannot express this model: {model_dir} has no {VOCAB_FILE}: "
                               f"{target} reads a WordPiece vocabulary and this "
                               "model dir has none (a model trained on a SentencePiece vocabulary cannot be "
