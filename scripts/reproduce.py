@@ -69,6 +69,9 @@ def parse_args(argv=None):
     t.add_argument("--seeds", type=ints, default=None, help="transfer: comma-separated fine-tuning seeds (0,1)")
     t.add_argument("--probe_epochs", type=float, default=None,
                    help="transfer: head-only epochs before fine-tuning (LP-FT; default 0)")
+    t.add_argument("--shrink", choices=("auto", "on", "off"), default="auto",
+                   help="transfer: shrink grown block kernels before fine-tuning (auto: as scripts/finetune.py, "
+                        "on for models narrower than 256)")
     t.add_argument("--checkpoint_steps", type=ints, default=None,
                    help="transfer: only these checkpoint steps (0 = random init; default all)")
     t.add_argument("--probe_only", action="store_true", help="transfer: skip fine-tuning")
@@ -86,6 +89,7 @@ def run_transfer(args):
     recipe = TransferRecipe()
     changes = {k: v for k, v in (("learning_rate", args.lr), ("epochs", args.epochs),
                                  ("probe_epochs", args.probe_epochs),
+                                 ("shrink", None if args.shrink == "auto" else args.shrink == "on"),
                                  ("seeds", tuple(args.seeds) if args.seeds else None)) if v is not None}
     recipe = TransferRecipe(**{**recipe.__dict__, **changes})
     tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None

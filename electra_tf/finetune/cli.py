@@ -47,6 +47,9 @@ def build_parser(description=None):
     fixed.add_argument("--dropout", type=float, default=0.1)
     fixed.add_argument("--probe_epochs", type=float, default=0.0,
                        help="first train the new head alone on the frozen encoder for this many epochs (LP-FT)")
+    fixed.add_argument("--shrink", choices=("auto", "on", "off"), default="auto",
+                       help="rescale the transformer blocks' kernels that pretraining grew back to their initial RMS "
+                            "before fine-tuning (auto: on for models narrower than 256)")
     fixed.add_argument("--clip_norm", type=float, default=1.0, help="global gradient-norm clip (0 = none)")
     fixed.add_argument("--max_steps", type=int, default=None, help="cap the steps of every run (smoke tests)")
     fixed.add_argument("--eval_every", type=int, default=0, help="evaluate every N steps (0 = every epoch)")
@@ -131,6 +134,19 @@ def _space(args):
     return dataclasses.replace(space, **{k: tuple(v) for k, v in chosen.items() if v})
 
 
+def _shrink(args):
+    """``--shrink``: on, off, or (auto) by the pretrained model's width."""
+    if args.shrink != "auto":
+        return args.shrink == "on"
+    from electra_tf.finetune.search import shrink_for_model
+    from electra_tf.pretrained import find_config
+
+    cfg = find_config(args.pretrained)
+    on = shrink_for_model(cfg)
+    log.info("--shrink auto: %s (hidden %d; on below 256)", "on" if on else "off", cfg.model.hidden_size)
+    return on
+
+
 def check_output_reuse(output_dir, pretrained):
     """Raises ValueError unless ``output_dir`` is new, or holds results of the same ``--pretrained`` (resumed).
 
@@ -167,7 +183,8 @@ def run_finetuning(args, strategy):
     try:
         task = task_from_args(args)
         check_output_reuse(args.output_dir, args.pretrained)
-        base = FinetuneConfig(dropout=args.dropout, probe_epochs=args.probe_epochs, clip_norm=args.clip_norm,
+        base = FinetuneConfig(dropout=args.dropout, probe_epochs=args.probe_epochs, shrink=_shrink(args),
+                              clip_norm=args.clip_norm,
                               max_steps=args.max_steps,
                               eval_every=args.eval_every, log_every=args.log_every)
         max_seq_length = args.max_seq_length or (384 if args.task in QA_NAMES else 256)

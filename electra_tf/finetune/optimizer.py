@@ -32,7 +32,8 @@ import tensorflow as tf
 from electra_tf.layers.disentangled_embedding import DisentangledEmbedding
 from electra_tf.training.optimizers import NO_DECAY
 
-__all__ = ["LayerwiseAdamax", "layer_depths", "layerwise_multipliers", "scale_multipliers", "trainable_variables"]
+__all__ = ["LayerwiseAdamax", "layer_depths", "layerwise_multipliers", "scale_multipliers", "shrink_blocks",
+           "trainable_variables"]
 
 
 def trainable_variables(classifier):
@@ -112,6 +113,44 @@ def scale_multipliers(classifier, initializer_range):
         rms = float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))).numpy())
         out.append((v, max(1.0, rms / rms_init)))
     return out
+
+
+#: A block kernel is shrunk only when its RMS exceeds the initial RMS by more than this factor: freshly
+#: initialised weights (whose sample RMS is the initial one within a few per cent) are left exactly as they are.
+SHRINK_TOLERANCE = 1.1
+
+
+def shrink_blocks(encoder, initializer_range):
+    """Rescales each transformer-block kernel whose RMS has grown past its initial RMS back to that RMS.
+
+    Pretraining grows the blocks' kernels several-fold (2.5-4x in the ``tiny``
+    run). Under post-LN that turns a near-identity network, whose top layer still
+    carries each token's embedding, into one whose blocks overwrite it; at small
+    scale that network fine-tunes worse than random weights even where its
+    features are better (docs/research.md, "Transfer", fourth round). Scaling
+    every kernel of the blocks (attention ``qkv`` and output, the feed-forward
+    ``intermediate`` and ``output``) by ``rms_init / rms(w)`` keeps the
+    directions pretraining found and returns the blocks to the gain they had
+    at initialisation: the "shrink" of shrink-and-perturb (Ash & Adams, 2020),
+    with the factor set per matrix instead of one for all. Embeddings, biases,
+    LayerNorm parameters and the relative-position bias are left as they are.
+
+    Returns ``[(variable path, factor)]`` of the kernels it rescaled (empty for
+    random init: kernels within :data:`SHRINK_TOLERANCE` of the initial RMS are
+    not touched).
+    """
+    rms_init = 0.8796 * float(initializer_range)  # RMS of TruncatedNormal(stddev) cut at 2 stddev
+    changed = []
+    for block in encoder.blocks:
+        for v in block.weights:
+            if len(v.shape) < 2 or not v.trainable:
+                continue
+            rms = float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))).numpy())
+            if rms > SHRINK_TOLERANCE * rms_init:
+                factor = rms_init / rms
+                v.assign(v * factor)
+                changed.append((v.path, factor))
+    return changed
 
 
 class LayerwiseAdamax(keras.optimizers.Adamax):

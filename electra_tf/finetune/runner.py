@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from electra_tf.finetune.classifier import SequenceClassifier
 from electra_tf.finetune.features import EncodedSplit, eval_dataset, train_dataset
 from electra_tf.finetune.metrics import task_metrics
-from electra_tf.finetune.optimizer import LayerwiseAdamax, layerwise_multipliers, scale_multipliers, trainable_variables
+from electra_tf.finetune.optimizer import (LayerwiseAdamax, layerwise_multipliers, scale_multipliers, shrink_blocks,
+                                          trainable_variables)
 from electra_tf.pretrained import load_pretrained
 from electra_tf.training.checkpoints import CheckpointKeeper
 from electra_tf.training.optimizers import WarmupLinearDecay
@@ -64,6 +65,7 @@ class FinetuneConfig:
     scale_rates: bool = True
     pooling: str = "cls"
     probe_epochs: float = 0.0
+    shrink: bool = False
     seed: int = 0
     dropout: float = 0.1
     clip_norm: float = 1.0
@@ -114,6 +116,8 @@ class FinetuneConfig:
             parts.append(self.pooling)
         if self.probe_epochs:
             parts.append(f"lp{self.probe_epochs:g}")
+        if self.shrink:
+            parts.append("shrink")
         if self.max_steps:
             parts.append(f"steps{self.max_steps}")
         return "_".join(parts + [f"seed{self.seed}"])
@@ -178,6 +182,10 @@ class FinetuneRun:
         warmup = int(c.warmup_proportion * self.total_steps)
         with self.strategy.scope():
             self.model = self._build_model()
+            if c.shrink:
+                shrunk = shrink_blocks(self.model.encoder, self.model.encoder.initializer_range)
+                log.info("shrink: %d block kernels rescaled to their initial RMS (factors %s)", len(shrunk),
+                         ", ".join(f"{f:.2f}" for _, f in shrunk) or "-")
             self.variables = trainable_variables(self.model)
             self.optimizer = LayerwiseAdamax(WarmupLinearDecay(c.learning_rate, warmup, self.total_steps),
                                              weight_decay=c.weight_decay, beta_1=c.beta_1, beta_2=c.beta_2,

@@ -38,7 +38,7 @@ from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged, Finetun
 from electra_tf.pretrained import find_config, recorded_data_dir
 from electra_tf.training.strategy import is_chief
 
-__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model",
+__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model", "shrink_for_model",
            "find_vocab", "encode_task", "run_search"]
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,17 @@ def space_for_model(cfg) -> Tuple[SearchSpace, str]:
     if hidden >= 256:
         return SMALL_SPACE, f"ELECTRA-Small's grid (hidden {hidden})"
     return TINY_SPACE, f"the grid measured for tiny models (hidden {hidden} < 256)"
+
+
+def shrink_for_model(cfg) -> bool:
+    """Whether fine-tuning shrinks the grown block kernels by default (``FinetuneConfig.shrink``).
+
+    On for models narrower than 256, where it was measured to turn a pretrained
+    ``tiny`` model that fine-tunes worse than random weights into one that
+    fine-tunes better (docs/research.md, "Transfer", fourth round); off for
+    ELECTRA-Small and larger, whose released weights fine-tune well as they are.
+    """
+    return cfg.model.hidden_size < 256
 
 
 def find_vocab(pretrained: str, cfg) -> str:

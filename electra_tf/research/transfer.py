@@ -41,7 +41,7 @@ from electra_tf.data.docstrings import builtin_corpus_path
 from electra_tf.finetune.features import eval_dataset
 from electra_tf.finetune.heldout import BENCHMARK_TASKS, heldout_tasks, write_task_tsv
 from electra_tf.finetune.runner import FinetuneConfig
-from electra_tf.finetune.search import SearchSpace, encode_task, run_search
+from electra_tf.finetune.search import SearchSpace, encode_task, run_search, shrink_for_model
 from electra_tf.models import build_models
 from electra_tf.pretrained import find_config, load_pretrained, recorded_data_dir
 from electra_tf.research.ledger import write_csv
@@ -65,6 +65,7 @@ class TransferRecipe:
     scale_rates: bool = True
     pooling: str = "cls"
     probe_epochs: float = 0.0
+    shrink: Optional[bool] = None  # None: as scripts/finetune.py decides (on for models narrower than 256)
     seeds: Tuple[int, ...] = (0, 1)
     max_seq_length: int = 64
     probe_c: float = 1.0
@@ -221,7 +222,9 @@ def finetune_score(pretrained: str, task, data_dir: str, out_dir: str, vocab: st
     """Median over ``recipe.seeds`` of the best dev accuracy, fine-tuning with ``recipe`` (finetune.py's path)."""
     space = SearchSpace(learning_rates=(recipe.learning_rate,), epochs=(recipe.epochs,),
                         batch_sizes=(recipe.batch_size,), layer_decays=(recipe.layer_decay,))
-    base = FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling, probe_epochs=recipe.probe_epochs)
+    shrink = recipe.shrink if recipe.shrink is not None else shrink_for_model(find_config(pretrained))
+    base = FinetuneConfig(scale_rates=recipe.scale_rates, pooling=recipe.pooling, probe_epochs=recipe.probe_epochs,
+                          shrink=shrink)
     results = run_search(task, pretrained, out_dir, data_dir=data_dir, space=space, seeds=recipe.seeds, base=base,
                          max_seq_length=recipe.max_seq_length, vocab=vocab, progress=False)
     return {"finetune": results[task.main_metric],
