@@ -12,7 +12,6 @@ from electra_tf.data.wordpiece import load_wordpiece
 from electra_tf.finetune.features import encode_examples, eval_dataset, train_dataset
 from electra_tf.finetune.readers import Example
 from electra_tf.finetune.search import encode_task, find_vocab
-from electra_tf.finetune.tagging import encode_tagging_task
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,3 @@ def test_the_vocab_txt_of_a_converted_model_dir_is_found(vocab_file, tmp_path):
     cfg = load_config("electra_small", [f"data.path={tmp_path / 'nowhere'}"])
     assert find_vocab(str(model_dir), cfg) == os.path.join(str(model_dir), "vocab.txt")
 
-
-def test_tagging_says_it_reads_sentencepiece_only(vocab_file):
-    with pytest.raises(VocabError, match="token tagging fine-tuning tokenizes with SentencePiece models only"):
-        encode_tagging_task(None, {}, vocab_file, 16)

@@ -38,7 +38,7 @@ from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
 
-from electra_tf.data.vocab import VocabError, load_sentencepiece
+from electra_tf.data.vocabulary import load_vocabulary
 from electra_tf.finetune.heads import SpanExtractor
 from electra_tf.finetune.qa_features import QAWindowing, decode_predictions, encode_qa
 from electra_tf.finetune.runner import FinetuneRun, load_encoder
@@ -159,13 +159,15 @@ def read_qa(task: QATask, data_dir: Optional[str] = None, tfds_data_dir: Optiona
 
 
 def encode_qa_task(task, examples, vocab_path, max_seq_length, vocab_size=None):
-    """``{split: QASplit}``: training windows labelled with their answer, eval windows for decoding."""
-    if str(vocab_path).endswith(".txt"):
-        raise VocabError(f"question answering fine-tuning tokenizes with SentencePiece models only, got the WordPiece "
-                         f"vocabulary {vocab_path}; WordPiece models fine-tune on classification and regression tasks")
-    sp = load_sentencepiece(vocab_path, expected_vocab_size=vocab_size)
+    """``{split: QASplit}``: training windows labelled with their answer, eval windows for decoding.
+
+    ``vocab_path`` is the pretraining vocabulary, a SentencePiece model or a WordPiece ``vocab.txt``.
+    """
+    vocab = load_vocabulary(vocab_path, expected_vocab_size=vocab_size)
+    if vocab.kind == "wordpiece":
+        log.info("%s", vocab.describe_casing())
     windowing = task.windowing(max_seq_length)
-    return {split: encode_qa(sp, rows, windowing, training=split == "train") for split, rows in examples.items()}
+    return {split: encode_qa(vocab, rows, windowing, training=split == "train") for split, rows in examples.items()}
 
 
 def _write_json(path, value):

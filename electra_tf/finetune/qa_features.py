@@ -4,8 +4,11 @@ A question (at most ``max_query_length`` pieces) and a window of its context
 become ``[CLS] question [SEP] window [SEP]``, token type 0 up to the first
 ``[SEP]`` and 1 after. A context longer than one window is covered by windows
 starting every ``doc_stride`` pieces (BERT's sliding windows). Every context
-piece keeps its character span in the context (from SentencePiece's offsets,
-leading whitespace dropped), so an answer's characters map to start and end
+piece keeps its character span in the context (from the tokenizer's byte
+offsets into the original text: SentencePiece's pieces, or tensorflow-text's
+``FastBertTokenizer`` for a WordPiece ``vocab.txt``, whose offsets point at the
+original characters also when it lower-cases and strips accents; leading
+whitespace dropped), so an answer's characters map to start and end
 positions, and a predicted span maps back to the exact characters of the
 context. A window that does not contain the whole answer, and every window of
 an unanswerable question, is labelled with the ``[CLS]`` position (0, 0).
@@ -26,7 +29,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from electra_tf.data.vocab import CLS_ID, SEP_ID, UNK_ID
+from electra_tf.data.packing import specials_of
 from electra_tf.finetune.features import EncodedSplit
 
 __all__ = ["QAWindowing", "QASplit", "context_pieces", "encode_qa", "decode_predictions"]
@@ -80,10 +83,27 @@ def _protos(sp, texts):
         return sp.encode(texts, return_type="proto")
 
 
+def _byte_pieces(sp, texts) -> List[List[Tuple[int, int, int]]]:
+    """Per text: ``(id, start byte, end byte)`` of each piece, the bytes of the text's UTF-8 encoding."""
+    if getattr(sp, "kind", None) == "wordpiece":
+        import tensorflow as tf
+
+        if not texts:
+            return []
+        ids, starts, ends = sp.tokenizer().tokenize_with_offsets(tf.constant(texts, tf.string))
+        return [list(zip(*row)) for row in zip(ids.to_list(), starts.to_list(), ends.to_list())]
+    protos = _protos(getattr(sp, "processor", sp), texts)
+    return [[(piece.id, piece.begin, piece.end) for piece in proto.pieces] for proto in protos]
+
+
 def context_pieces(sp, contexts) -> List[Tuple[List[int], List[Tuple[int, int]]]]:
-    """Per context: its piece ids and each piece's ``(start, end)`` characters, leading whitespace excluded."""
+    """Per context: its piece ids and each piece's ``(start, end)`` characters, leading whitespace excluded.
+
+    ``sp`` is a vocabulary of :mod:`electra_tf.data.vocabulary` or a bare ``SentencePieceProcessor``.
+    """
     out = []
-    for text, proto in zip(contexts, _protos(sp, list(contexts))):
+    contexts = list(contexts)
+    for text, pieces in zip(contexts, _byte_pieces(sp, contexts)):
         byte_to_char = np.zeros(len(text.encode("utf-8")) + 1, np.int64)
         position = 0
         for index, ch in enumerate(text):
@@ -92,11 +112,11 @@ def context_pieces(sp, contexts) -> List[Tuple[List[int], List[Tuple[int, int]]]
             position += width
         byte_to_char[position] = len(text)
         ids, spans = [], []
-        for piece in proto.pieces:
-            start, end = int(byte_to_char[piece.begin]), int(byte_to_char[piece.end])
+        for piece_id, begin, end_byte in pieces:
+            start, end = int(byte_to_char[begin]), int(byte_to_char[end_byte])
             while start < end and text[start].isspace():
                 start += 1
-            ids.append(piece.id)
+            ids.append(int(piece_id))
             spans.append((start, end))
         out.append((ids, spans))
     return out
@@ -126,12 +146,17 @@ def _max_context(windows, index, position):
 
 
 def encode_qa(sp, examples, windowing: QAWindowing, training: bool) -> QASplit:
-    """The windows of every example; ``training`` labels each with its first answer (else the labels are 0)."""
+    """The windows of every example; ``training`` labels each with its first answer (else the labels are 0).
+
+    ``sp`` is a vocabulary of :mod:`electra_tf.data.vocabulary` (its special
+    ids are used) or a bare ``SentencePieceProcessor`` (ids 0-4).
+    """
     w = windowing
+    specials = specials_of(sp)
     questions = sp.encode([ex.question for ex in examples])
     unique = list(dict.fromkeys(ex.context for ex in examples))  # questions share their paragraph
     contexts = dict(zip(unique, context_pieces(sp, unique)))
-    split = QASplit([], [], np.zeros((0, 2), np.int32))
+    split = QASplit([], [], np.zeros((0, 2), np.int32), specials=specials)
     labels = []
     for e, (ex, question) in enumerate(zip(examples, questions)):
         doc_ids, spans = contexts[ex.context]
@@ -153,7 +178,8 @@ def encode_qa(sp, examples, windowing: QAWindowing, training: bool) -> QASplit:
                 break
             start += min(length, w.doc_stride)
         for index, (start, length) in enumerate(windows):
-            ids = [CLS_ID] + question + [SEP_ID] + (doc_ids[start:start + length] or [UNK_ID]) + [SEP_ID]
+            ids = ([specials.cls] + question + [specials.sep] + (doc_ids[start:start + length] or [specials.unk])
+                   + [specials.sep])
             offset = len(question) + 2
             split.input_ids.append(ids)
             split.token_type_ids.append([0] * offset + [1] * (len(ids) - offset))

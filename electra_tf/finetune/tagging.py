@@ -2,7 +2,11 @@
 
 Each sentence becomes ``[CLS] pieces of word 1 ... pieces of word n [SEP]``;
 the label of a word sits on its first piece and every other position has no
-label (-1), as in the original ELECTRA. A word's tag is predicted at its
+label (-1), as in the original ELECTRA. Words come split by the file and each
+is tokenized alone, with the pretraining vocabulary: a SentencePiece model, or
+a WordPiece ``vocab.txt`` (cased as the vocabulary decides, see
+:mod:`~electra_tf.data.wordpiece`; a word BERT's basic tokenizer splits, such
+as ``U.S.``, is still one word with several pieces). A word's tag is predicted at its
 first piece; words cut off by ``max_seq_length`` are predicted ``O``, so the
 span F1 (:func:`~electra_tf.finetune.conll.chunk_scores`, the CoNLL script's)
 is always over every word of the dev file.
@@ -24,7 +28,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.data.vocab import CLS_ID, SEP_ID, UNK_ID, VocabError, load_sentencepiece
+from electra_tf.data.packing import specials_of
+from electra_tf.data.vocabulary import load_vocabulary
 from electra_tf.finetune.conll import chunk_scores, read_conll
 from electra_tf.finetune.features import EncodedSplit
 from electra_tf.finetune.heads import TokenTagger
@@ -121,38 +126,43 @@ class TaggedSplit(EncodedSplit):
 
 
 def encode_tagging(sp, task: TaggingTask, sentences, max_seq_length: int) -> TaggedSplit:
-    """Tokenizes every word with ``sp``; the tag id goes on the word's first piece, -1 everywhere else."""
+    """Tokenizes every word with ``sp``; the tag id goes on the word's first piece, -1 everywhere else.
+
+    ``sp`` is a vocabulary of :mod:`electra_tf.data.vocabulary` (its special
+    ids are used) or a bare ``SentencePieceProcessor`` (ids 0-4). A word that
+    tokenizes to nothing becomes ``[UNK]``.
+    """
     if max_seq_length < 3:
         raise ValueError(f"max_seq_length must leave room for [CLS], [SEP] and one piece, got {max_seq_length}")
     words = sorted({w for s in sentences for w in s.words})
     pieces = dict(zip(words, sp.encode(words)))
+    specials = specials_of(sp)
     tag_ids = {t: i for i, t in enumerate(task.label_names)}
     ids, types, labels, truncated = [], [], [], 0
     for sentence in sentences:
-        row, row_labels = [CLS_ID], [-1]
+        row, row_labels = [specials.cls], [-1]
         for word, tag in zip(sentence.words, sentence.tags):
-            word_pieces = pieces[word] or [UNK_ID]
+            word_pieces = pieces[word] or [specials.unk]
             if len(row) + len(word_pieces) > max_seq_length - 1:
                 truncated += 1
                 break
             row += word_pieces
             row_labels += [tag_ids[tag]] + [-1] * (len(word_pieces) - 1)
-        ids.append(row + [SEP_ID])
+        ids.append(row + [specials.sep])
         labels.append(row_labels + [-1])
         types.append([0] * len(ids[-1]))
     if truncated:
         log.info("%d of %d sentences cut at %d pieces (their last words are predicted O)", truncated,
                  len(sentences), max_seq_length)
-    return TaggedSplit(ids, types, labels, truncated, gold=[s.tags for s in sentences])
+    return TaggedSplit(ids, types, labels, truncated, specials, gold=[s.tags for s in sentences])
 
 
 def encode_tagging_task(task, examples, vocab_path, max_seq_length, vocab_size=None):
-    """``{split: TaggedSplit}``, every split tokenized once."""
-    if str(vocab_path).endswith(".txt"):
-        raise VocabError(f"token tagging fine-tuning tokenizes with SentencePiece models only, got the WordPiece "
-                         f"vocabulary {vocab_path}; WordPiece models fine-tune on classification and regression tasks")
-    sp = load_sentencepiece(vocab_path, expected_vocab_size=vocab_size)
-    return {split: encode_tagging(sp, task, rows, max_seq_length) for split, rows in examples.items()}
+    """``{split: TaggedSplit}``, every split tokenized once with the vocabulary at ``vocab_path`` (either kind)."""
+    vocab = load_vocabulary(vocab_path, expected_vocab_size=vocab_size)
+    if vocab.kind == "wordpiece":
+        log.info("%s", vocab.describe_casing())
+    return {split: encode_tagging(vocab, task, rows, max_seq_length) for split, rows in examples.items()}
 
 
 def predicted_tags(task: TaggingTask, split: TaggedSplit, batches) -> List[List[str]]:
