@@ -99,7 +99,6 @@ def converted(tmp_path_factory):
     return model_dir
 
 
-@pytest.mark.slow
 def test_tagging_fine_tunes_from_a_converted_wordpiece_model(converted, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
@@ -116,7 +115,6 @@ def test_tagging_fine_tunes_from_a_converted_wordpiece_model(converted, tmp_path
     assert results["vocab"] == os.path.join(converted, "vocab.txt") and 0.0 <= results["f1"] <= 1.0
 
 
-@pytest.mark.slow
 def test_qa_fine_tunes_and_exports_from_a_converted_wordpiece_model(converted, tmp_path, capsys):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401 - registers the WordPiece ops

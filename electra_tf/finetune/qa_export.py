@@ -5,8 +5,10 @@
 own characters, "" when the model says there is none), ``score`` (the best
 span's start + end logit), ``null_odds`` (the ``[CLS]`` span's score minus
 that), and ``answer_start`` / ``answer_end`` (UTF-8 byte offsets in the
-context; -1 for no answer). Tokenization runs in the graph (tensorflow-text's
-SentencePiece op; ``import tensorflow_text`` before loading).
+context; -1 for no answer). Tokenization runs in the graph with the run's
+vocabulary (tensorflow-text's SentencePiece op, or its ``FastBertTokenizer``
+for a WordPiece ``vocab.txt``, cased as in fine-tuning; ``import
+tensorflow_text`` before loading).
 
 The signature reads one window: ``[CLS] question [SEP] context [SEP]`` with
 the question cut to ``max_query_length`` pieces and the context to what is left
@@ -31,7 +33,7 @@ import shutil
 
 import tensorflow as tf
 
-from electra_tf.data.vocab import CLS_ID, PAD_ID, SEP_ID
+from electra_tf.data.vocabulary import load_vocabulary
 
 __all__ = ["QAExportModule", "export_qa", "load_finetuned_qa"]
 
@@ -46,12 +48,16 @@ class QAExportModule(tf.Module):
         super().__init__(name="qa_export")
         import tensorflow_text as tf_text
 
-        with open(vocab_model, "rb") as f:
-            proto = f.read()
+        vocab = load_vocabulary(vocab_model)
         self.model = model
         self.serving_variables = [getattr(v, "value", v) for v in model.variables]
-        self.sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+        if vocab.kind == "sentencepiece":
+            with open(vocab_model, "rb") as f:
+                self.tokenizer = tf_text.SentencepieceTokenizer(model=f.read(), out_type=tf.int32)
+        else:
+            self.tokenizer = vocab.tokenizer()
         self.vocab_model = tf.saved_model.Asset(vocab_model)
+        self.specials = vocab.specials
         self.max_seq_length = int(max_seq_length)
         self.max_query_length = int(max_query_length)
         self.max_answer_length = int(max_answer_length)
@@ -59,22 +65,22 @@ class QAExportModule(tf.Module):
         self.answer_text = tf.function(self._answer_text, input_signature=[_TEXT, _TEXT])
 
     def _answer_text(self, question, context):
-        q = self.sentencepiece.tokenize(question).with_row_splits_dtype(tf.int64)[:, :self.max_query_length]
-        c, c_start, c_end = self.sentencepiece.tokenize_with_offsets(context)
+        q = self.tokenizer.tokenize(question).with_row_splits_dtype(tf.int64)[:, :self.max_query_length]
+        c, c_start, c_end = self.tokenizer.tokenize_with_offsets(context)
         c, c_start, c_end = (x.with_row_splits_dtype(tf.int64) for x in (c, c_start, c_end))
         room = self.max_seq_length - 3 - q.row_lengths()
         keep = tf.ragged.range(c.row_lengths()) < room[:, None]
         c, c_start, c_end = (tf.ragged.boolean_mask(x, keep) for x in (c, c_start, c_end))
         rows = q.nrows()
-        cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], CLS_ID), row_splits_dtype=tf.int64)
-        sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], SEP_ID), row_splits_dtype=tf.int64)
+        cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], self.specials.cls), row_splits_dtype=tf.int64)
+        sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], self.specials.sep), row_splits_dtype=tf.int64)
         first = tf.concat([cls, q, sep], axis=1)
         second = tf.concat([c, sep], axis=1)
         ids = tf.concat([first, second], axis=1)
         types = tf.concat([tf.zeros_like(first), tf.ones_like(second)], axis=1)
         width = tf.reduce_max(tf.concat([ids.row_lengths(), [3]], 0))
         shape = tf.stack([rows, width])
-        input_ids = ids.to_tensor(default_value=PAD_ID, shape=shape)
+        input_ids = ids.to_tensor(default_value=self.specials.pad, shape=shape)
         outputs = self.model({"input_ids": input_ids, "input_mask": tf.ones_like(ids).to_tensor(0, shape=shape),
                               "token_type_ids": types.to_tensor(0, shape=shape)}, training=False)
         starts, ends = outputs["start_logits"], outputs["end_logits"]
