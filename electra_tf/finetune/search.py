@@ -194,7 +194,8 @@ def run_search(task, pretrained: str, output_dir: str, data_dir: Optional[str] =
         seeds: seeds run for every setting.
         base: the values not searched (dropout, clip norm, AdaMax betas, ...).
         max_seq_length: tokens per example, special tokens included.
-        vocab: the SentencePiece model (default: found beside ``pretrained``).
+        vocab: the pretraining vocabulary, a SentencePiece model or a WordPiece ``vocab.txt`` (default: found
+            beside ``pretrained``).
         tfds_data_dir: TFDS's data dir (without ``data_dir``).
         strategy: a ``tf.distribute.Strategy``.
         progress: show progress bars.
