@@ -139,6 +139,9 @@ def test_qa_fine_tunes_and_exports_from_a_converted_wordpiece_model(converted, t
     # The export tokenizes with the vocab.txt in the graph; its answers are the context's own bytes.
     assert os.path.isfile(out / "export" / "assets" / "vocab.txt")
     answer = tf.saved_model.load(str(out / "export")).signatures["answer_text"]
+    # The whole context fits one window here: the export answers the dev questions as predictions.json does.
+    dev = answer(question=tf.constant([q["question"] for q in qas]), context=tf.constant([CONTEXT] * len(qas)))
+    assert [a.decode() for a in dev["answer"].numpy()] == [predictions[q["id"]] for q in qas]
     got = answer(question=tf.constant(["Who slept?", "Was the CAT naïve?"]), context=tf.constant([CONTEXT] * 2))
     context = CONTEXT.encode()
     for text, start, end in zip(got["answer"].numpy(), got["answer_start"].numpy(), got["answer_end"].numpy()):
