@@ -24,8 +24,13 @@ from tqdm.auto import tqdm
 from electra_tf.finetune.classifier import SequenceClassifier
 from electra_tf.finetune.features import EncodedSplit, eval_dataset, train_dataset
 from electra_tf.finetune.metrics import task_metrics
-from electra_tf.finetune.optimizer import (LayerwiseAdamax, layerwise_multipliers, scale_multipliers, shrink_blocks,
-                                          trainable_variables)
+from electra_tf.finetune.optimizer import (
+    LayerwiseAdamax,
+    layerwise_multipliers,
+    scale_multipliers,
+    shrink_blocks,
+    trainable_variables,
+)
 from electra_tf.pretrained import load_pretrained
 from electra_tf.training.checkpoints import CheckpointKeeper
 from electra_tf.training.optimizers import WarmupLinearDecay

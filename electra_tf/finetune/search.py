@@ -38,8 +38,8 @@ from electra_tf.finetune.runner import FinetuneConfig, FinetuneDiverged, Finetun
 from electra_tf.pretrained import find_config, recorded_data_dir
 from electra_tf.training.strategy import is_chief
 
-__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model", "shrink_for_model",
-           "find_vocab", "encode_task", "run_search"]
+__all__ = ["SearchSpace", "DEFAULT_SPACE", "PAPER_SPACE", "SMALL_SPACE", "TINY_SPACE", "space_for_model",
+           "shrink_for_model", "find_vocab", "encode_task", "run_search"]
 
 log = logging.getLogger(__name__)
 
