@@ -79,6 +79,9 @@ def test_a_vocab_txt_without_a_special_token_is_refused_by_name(tmp_path):
         load_wordpiece(write_vocab(str(tmp_path / "vocab.txt"), tokens))
     with pytest.raises(VocabError, match=r"lists \[CLS\] 2 times"):
         load_wordpiece(write_vocab(str(tmp_path / "twice.txt"), vocab_tokens(300, WORDS) + ["[CLS]"]))
+    tokens = vocab_tokens(300, WORDS)
+    with pytest.raises(VocabError, match=rf"lists '{tokens[-1]}' twice \(lines 300 and 301\)"):
+        load_wordpiece(write_vocab(str(tmp_path / "repeat.txt"), tokens + [tokens[-1]]))
 
 
 def test_casing_is_decided_from_the_vocabulary_and_can_be_overridden(tmp_path):

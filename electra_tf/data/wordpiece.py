@@ -96,6 +96,12 @@ class WordPieceVocab:
                 raise VocabError(f"WordPiece vocabulary {path} lists {token} {len(where)} times (lines "
                                  f"{', '.join(str(i + 1) for i in where[:5])}); each special token must be on one line")
             ids[name] = where[0]
+        first = {}
+        for i, token in enumerate(self.tokens):  # tensorflow-text refuses repeats without naming file or line
+            if token in first:
+                raise VocabError(f"WordPiece vocabulary {path} lists {token!r} twice (lines {first[token] + 1} and "
+                                 f"{i + 1}); every token must be on exactly one line")
+            first[token] = i
         self.specials = SpecialIds(**ids)
         self.inferred_lower_case = is_uncased(self.tokens)
         self.lower_case = self.inferred_lower_case if lower_case is None else bool(lower_case)
