@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf1_fixtures import original_shapes, random_values, write_released_like, write_tf1_checkpoint
+from tf1_fixtures import original_shapes, padded_batch, random_values, write_released_like, write_tf1_checkpoint
 
 from electra_tf.config import ConfigError, load_config
 from electra_tf.convert import ConversionError, export_electra_tf1, import_electra_tf1
@@ -159,15 +159,8 @@ def _garden_encoder(values, scope, hidden, layers, heads, embedding):
     return encoder
 
 
-def _inputs(vocab=1000, batch=3, length=24):
-    rng = np.random.default_rng(5)
-    ids = rng.integers(104, vocab, size=(batch, length)).astype(np.int32)
-    ids[:, 0], mask = 101, np.ones((batch, length), np.int32)
-    mask[1, 17:], mask[2, 9:] = 0, 0
-    ids[mask == 0] = 0
-    types = np.zeros((batch, length), np.int32)
-    types[:, length // 2:] = 1
-    return ids, mask, types * mask
+def _inputs():
+    return padded_batch(5)
 
 
 def test_imported_discriminator_matches_model_garden_bert_encoder(released):

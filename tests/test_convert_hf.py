@@ -17,7 +17,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tf1_fixtures import write_released_like
+from tf1_fixtures import padded_batch, write_released_like
 
 from electra_tf.config import config_from_dict, config_to_dict, dump_config, load_config
 from electra_tf.convert import ConversionError, export_hf, export_keras_hub, hf_name, import_electra_tf1, import_hf
@@ -51,16 +51,10 @@ def converted(tmp_path_factory):
     return values, model_dir, hf_dir
 
 
-def _inputs(vocab=1000, batch=3, length=24):
-    rng = np.random.default_rng(7)
-    ids = rng.integers(104, vocab, size=(batch, length)).astype(np.int32)
-    ids[:, 0], mask = 101, np.ones((batch, length), np.int32)
-    mask[1, 17:], mask[2, 9:] = 0, 0
-    ids[mask == 0] = 0
-    types = np.zeros((batch, length), np.int32)
-    types[:, length // 2:] = 1
+def _inputs():
+    """A padded batch with both token types, and three masked positions per row for the generator."""
     positions = np.array([[1, 4, 7], [2, 3, 16], [1, 5, 8]], np.int32)
-    return ids, mask, types * mask, positions
+    return (*padded_batch(7), positions)
 
 
 def _ours(model_dir):

@@ -135,3 +135,16 @@ def write_released_like(directory, with_generator=True, seed=0, step=1234, words
                              size["max_positions"], size["types"])
     values = random_values(shapes, seed)
     return write_tf1_checkpoint(directory, values, step=step, vocab_size=size["vocab"], words=words), values
+
+
+def padded_batch(seed, vocab=1000, batch=3, length=24):
+    """``(ids, mask, types)`` in BERT's id layout: [CLS] 101 first, word ids from 104, rows 1 and 2 padded
+    from positions 17 and 9 (id 0), token type 1 on the second half of the real tokens."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(104, vocab, size=(batch, length)).astype(np.int32)
+    ids[:, 0], mask = 101, np.ones((batch, length), np.int32)
+    mask[1, 17:], mask[2, 9:] = 0, 0
+    ids[mask == 0] = 0
+    types = np.zeros((batch, length), np.int32)
+    types[:, length // 2:] = 1
+    return ids, mask, types * mask
