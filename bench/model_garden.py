@@ -1,4 +1,4 @@
-"""Model Garden's ELECTRA pretraining step, the benchmark's baseline (tf_keras / Keras 2, fp32).
+"""Model Garden's ELECTRA pretraining step, the benchmark's baseline (tf_keras / Keras 2, fp32 or mixed bf16).
 
 ``official.nlp.modeling.models.ElectraPretrainer`` over two ``BertEncoder``
 networks, with the generator reading the discriminator's word-embedding table
@@ -7,8 +7,13 @@ networks, with the generator reading the discriminator's word-embedding table
 computes them (``build_losses`` and ``train_step``, written out here with a
 ``tf.GradientTape`` in one ``tf.function``). It reads the same batches as our
 steps: :func:`electra_tf.data.tfrecords.pretraining_dataset`, renamed to Model
-Garden's feature names. This is the only module besides parity tests that
-imports Model Garden.
+Garden's feature names. With ``precision="bfloat16"`` the models are built under
+the ``mixed_bfloat16`` Keras policy the way a Model Garden user turns it on
+(``runtime.mixed_precision_dtype: bfloat16``, i.e.
+``official.modeling.performance.set_mixed_precision_policy(tf.bfloat16)``;
+no loss scaling, as Model Garden does for bf16), with one fix that Model
+Garden's pretrainer needs to run that way (:func:`_sample_in_float32`). This is the only module
+besides parity tests that imports Model Garden.
 """
 
 from __future__ import annotations
@@ -34,8 +39,32 @@ def model_garden_features(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     }
 
 
+def _sample_in_float32():
+    """Makes ``ElectraPretrainer`` run under ``mixed_bfloat16``: its Gumbel sampling then gets float32 logits.
+
+    As released, ``electra_pretrainer.sample_from_softmax`` adds float32 Gumbel
+    noise to the masked-LM head's bf16 logits and fails ("expected to be a
+    bfloat16 tensor but is a float tensor"). The smallest fix a Model Garden
+    user would make: cast the logits to float32 first (the original ELECTRA,
+    and our step, sample in float32 too). It patches the module in this
+    (worker) process only.
+    """
+    from official.nlp.modeling.models import electra_pretrainer
+
+    original = electra_pretrainer.sample_from_softmax
+    if getattr(original, "casts_to_float32", False):
+        return
+
+    def sample_from_softmax(logits, disallow=None):
+        return original(tf.cast(logits, tf.float32), disallow=disallow)
+
+    sample_from_softmax.casts_to_float32 = True
+    electra_pretrainer.sample_from_softmax = sample_from_softmax
+
+
 def build_model_garden_step(dims, data_dir: str, batch_size: int, learning_rate: float = 5e-4,
-                            disc_weight: float = 50.0, seed: int = 0) -> Callable[[], Dict[str, tf.Tensor]]:
+                            disc_weight: float = 50.0, seed: int = 0,
+                            precision: str = "none") -> Callable[[], Dict[str, tf.Tensor]]:
     """Builds Model Garden's pretrainer and optimizer; returns its compiled ``train_step()``.
 
     Args:
@@ -45,14 +74,22 @@ def build_model_garden_step(dims, data_dir: str, batch_size: int, learning_rate:
         learning_rate: Adam's learning rate.
         disc_weight: the weight of the replaced-token-detection loss.
         seed: the data pipeline's seed.
+        precision: ``"none"`` (float32) or ``"bfloat16"`` (the ``mixed_bfloat16``
+            policy, set globally for tf_keras in this process).
 
     Returns:
         A ``tf.function`` taking no arguments that trains one step on the next
         batch and returns ``{"loss", "mlm_loss", "rtd_loss"}``.
     """
     import tf_keras
+    from official.modeling import performance
     from official.nlp.modeling import models, networks
 
+    if precision not in ("none", "bfloat16"):
+        raise ValueError(f"Model Garden's step is benchmarked in fp32 or bf16, not {precision!r}")
+    performance.set_mixed_precision_policy(tf.bfloat16 if precision == "bfloat16" else tf.float32)
+    if precision == "bfloat16":
+        _sample_in_float32()
     tf_keras.utils.set_random_seed(seed)
     init = tf_keras.initializers.TruncatedNormal(stddev=0.02)
     common = dict(vocab_size=dims.vocab_size, max_sequence_length=dims.max_position_embeddings,
@@ -86,7 +123,8 @@ def build_model_garden_step(dims, data_dir: str, batch_size: int, learning_rate:
             inputs["masked_lm_ids"], tf.cast(outputs["lm_outputs"], tf.float32), from_logits=True)
         weights = inputs["masked_lm_weights"]
         mlm_loss = tf.math.divide_no_nan(tf.reduce_sum(lm * weights), tf.reduce_sum(weights))
-        rtd = tf.nn.sigmoid_cross_entropy_with_logits(logits=outputs["disc_logits"],
+        # The task passes disc_logits as they come; under mixed_bfloat16 they are bf16 (float32 labels).
+        rtd = tf.nn.sigmoid_cross_entropy_with_logits(logits=tf.cast(outputs["disc_logits"], tf.float32),
                                                       labels=tf.cast(outputs["disc_label"], tf.float32))
         mask = tf.cast(inputs["input_mask"], tf.float32)
         rtd_loss = tf.math.divide_no_nan(tf.reduce_sum(mask * rtd), tf.reduce_sum(mask))

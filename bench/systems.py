@@ -33,6 +33,8 @@ class SystemSpec:
 SYSTEMS: Dict[str, SystemSpec] = {s.name: s for s in [
     SystemSpec("model_garden_fp32", "Model Garden ElectraPretrainer, one Adam, fp32", kind="model_garden",
                mode="joint"),
+    SystemSpec("model_garden_bf16", "Model Garden ElectraPretrainer, one Adam, mixed bfloat16", kind="model_garden",
+               mode="joint", precision="bfloat16"),
     SystemSpec("ours_joint_fp32", "ours, joint (one AdamW), fp32", mode="joint"),
     SystemSpec("ours_decoupled_fp32", "ours, decoupled (two AdamW), fp32"),
     SystemSpec("ours_decoupled_bf16", "ours, decoupled, mixed bfloat16", precision="bfloat16"),
@@ -65,7 +67,8 @@ def build_system(spec: SystemSpec, preset: str, overrides: List[str],
 
         dims = Dims.from_config(cfg)
         step = build_model_garden_step(dims, data_dir, dims.batch_size, learning_rate=cfg.train.learning_rate,
-                                       disc_weight=cfg.train.disc_weight, seed=cfg.train.seed)
+                                       disc_weight=cfg.train.disc_weight, seed=cfg.train.seed,
+                                       precision=spec.precision)
         return step, dims.tokens_per_step
     from electra_tf.training.builder import build_pretraining
 

@@ -38,6 +38,14 @@ def parse_args(argv=None):
     p.add_argument("--profile", default=None, metavar="LOGDIR",
                    help="also trace 2 steps of --profile_system with the TensorBoard profiler into LOGDIR")
     p.add_argument("--profile_system", default="ours_decoupled_fp32", choices=list(SYSTEMS))
+    p.add_argument("--memory_budget_gb", type=float, default=8.0,
+                   help="per system, find the largest global batch whose peak RSS stays within this (GiB)")
+    p.add_argument("--skip_memory_search", action="store_true", help="no max-batch search (it runs last)")
+    p.add_argument("--memory_search_minutes", type=float, default=None,
+                   help="time for the max-batch search (default: what remains of 9.5 minutes since the start, "
+                        "at least 1.5)")
+    p.add_argument("--max_batch", type=int, default=1024, help="the largest batch the search tries")
+    p.add_argument("--batch_granularity", type=int, default=16, help="the search's batches are multiples of this")
     args = p.parse_args(argv)
     if args.quick and "--steps" not in (argv or sys.argv):
         args.steps, args.rounds, args.warmup = 4, 2, 1
@@ -59,7 +67,10 @@ def main(argv=None):
     figures = run_benchmark(
         preset=args.preset, steps=args.steps, warmup=args.warmup, rounds=args.rounds, quick=args.quick,
         systems=args.systems, overrides=args.set, work_dir=args.work_dir, build_jobs=args.build_jobs,
-        profile_dir=args.profile, profile_system=args.profile_system,
+        profile_dir=args.profile, profile_system=args.profile_system, memory_budget_gb=args.memory_budget_gb,
+        memory_search=not args.skip_memory_search,
+        memory_search_s=None if args.memory_search_minutes is None else 60 * args.memory_search_minutes,
+        max_batch=args.max_batch, batch_granularity=args.batch_granularity,
         log=lambda *a: print(*a, file=sys.stderr, flush=True))
     print(markdown(figures))
     if args.json:

@@ -38,6 +38,26 @@ def test_gelu_dense_matches_gelu_then_matmul():
     _close(_value_and_grads(gelu_dense, x, kernel, bias), _value_and_grads(reference, x, kernel, bias), atol=1e-4)
 
 
+def test_gelu_kernels_in_bfloat16_round_the_float32_result_once():
+    # bf16 inputs: the value is the float32 formula's rounded once to bf16 (one bf16 ulp, 2^-8 relative); the
+    # input gradient is within a few ulps (the upstream gradient and the slope are bf16 too); dtypes are kept.
+    x = tf.cast(tf.random.normal([64, 48]) * 3, tf.bfloat16)
+    kernel, bias = tf.cast(tf.random.normal([48, 8]) * 0.2, tf.bfloat16), tf.cast(tf.random.normal([8]), tf.bfloat16)
+    exact = lambda t: keras.activations.gelu(tf.cast(t, tf.float32), approximate=False)  # noqa: E731
+    ours, reference = _value_and_grads(gelu, x), _value_and_grads(exact, x)
+    assert ours[0].dtype == tf.bfloat16 and ours[1].dtype == tf.bfloat16
+    for a, b, rtol in zip(ours, reference, (2 ** -8, 2 ** -6)):
+        a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-6)
+    dense = _value_and_grads(gelu_dense, x, kernel, bias)
+    assert all(t.dtype == tf.bfloat16 for t in dense)
+    f32 = [tf.cast(t, tf.float32) for t in (x, kernel, bias)]
+    want = _value_and_grads(lambda t, k, b: tf.matmul(exact(t), k) + b, *f32)
+    for a, b in zip(dense, want):  # bf16 matmuls: a few bf16 ulps of the float32 result
+        a, b = tf.cast(a, tf.float32).numpy(), b.numpy()
+        assert np.max(np.abs(a - b)) <= 0.03 * np.max(np.abs(b)), np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
 def test_layer_norm_matches_keras_layer_normalization():
     x = tf.random.normal([4, 7, 16]) * 5 + 2
     ours, theirs = FusedLayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)

@@ -23,7 +23,9 @@ def gelu(x):
     is the only tensor kept for the backward pass, which is then one multiply;
     differentiating the formula instead keeps several input-sized
     intermediates and runs a longer chain of element-wise ops. Computed in
-    ``x``'s dtype, as Keras's GELU is under mixed precision.
+    float32 and rounded once to ``x``'s dtype (under mixed bf16, a chain of
+    bf16 ops converts at every op: slower, and less exact than Keras's GELU
+    in bf16 is).
 
     Args:
         x: float tensor.
@@ -51,7 +53,13 @@ def recompute_after(x, signal):
 
 
 def _gelu_parts(x):
-    """``(gelu(x), d gelu / dx)``."""
+    """``(gelu(x), d gelu / dx)`` in ``x``'s dtype, computed in float32."""
+    activated, slope = _gelu_parts32(tf.cast(x, tf.float32))
+    return tf.cast(activated, x.dtype), tf.cast(slope, x.dtype)
+
+
+def _gelu_parts32(x):
+    """``(gelu(x), d gelu / dx)`` of a float32 ``x``, in float32."""
     cdf = 0.5 + 0.5 * tf.math.erf(x * _SQRT_HALF)
     return x * cdf, cdf + x * (_INV_SQRT_2PI * tf.exp(-0.5 * tf.square(x)))
 
@@ -64,6 +72,11 @@ def gelu_dense(x, kernel, bias):
     wide layer is then stored once instead of twice (``x`` and ``gelu(x)``)
     until the backward pass reaches it, for one erf more per element.
 
+    Under mixed precision the matmuls run in ``x``'s dtype and the
+    element-wise GELU chains in float32, each rounded once to ``x``'s dtype:
+    bf16 element-wise ops each convert to float32 and back, so a bf16 chain
+    is slower than one cast in and one out (measured: docs/performance.md).
+
     Args:
         x: [N, F] pre-activations.
         kernel: [F, H] in ``x``'s dtype.
@@ -75,12 +88,13 @@ def gelu_dense(x, kernel, bias):
 
     @tf.custom_gradient
     def forward(x, kernel, bias):
-        activated = x * (0.5 + 0.5 * tf.math.erf(x * _SQRT_HALF))
+        x32 = tf.cast(x, tf.float32)
+        activated = tf.cast(x32 * (0.5 + 0.5 * tf.math.erf(x32 * _SQRT_HALF)), x.dtype)
 
         def grad(d_out):
-            activated, slope = _gelu_parts(recompute_after(x, d_out))
-            d_kernel = tf.matmul(activated, d_out, transpose_a=True)
-            d_x = tf.matmul(d_out, kernel, transpose_b=True) * slope
+            activated, slope = _gelu_parts32(tf.cast(recompute_after(x, d_out), tf.float32))
+            d_kernel = tf.matmul(tf.cast(activated, x.dtype), d_out, transpose_a=True)
+            d_x = tf.cast(tf.cast(tf.matmul(d_out, kernel, transpose_b=True), tf.float32) * slope, x.dtype)
             return d_x, d_kernel, tf.reduce_sum(d_out, axis=0)
 
         return tf.nn.bias_add(tf.matmul(activated, kernel), bias), grad

@@ -22,6 +22,7 @@ from electra_tf.data.tfrecords import vocab_path
 from electra_tf.models import ElectraPretrainer, build_models, rtd_metrics
 from electra_tf.models.objective import objective_for
 from electra_tf.training.data import check_data, pretraining_input
+from electra_tf.training.hardware import warn_if_bf16_emulated
 from electra_tf.training.loss_scale import DynamicLossScale
 from electra_tf.training.optimizers import make_optimizer, partition_variables, undecayed_variables
 from electra_tf.training.step import OptimizerGroup, PretrainingSteps
@@ -179,6 +180,7 @@ def build_pretraining(cfg: ElectraConfig, data=None, strategy: Optional[tf.distr
     elif cfg.model.vocab_size == "auto":
         raise ValueError("model.vocab_size is 'auto' but a dataset was given: set the vocabulary size")
 
+    warn_if_bf16_emulated(t.mixed_precision)
     # Seeds first: the input pipeline's shuffles and the initial weights depend on them.
     seed_everything(t)
     if data_dir is not None:
