@@ -17,7 +17,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tf1_fixtures import padded_batch, write_released_like
+from tf1_fixtures import padded_batch, vocab_tokens, write_released_like
 
 from electra_tf.config import config_from_dict, config_to_dict, dump_config, load_config
 from electra_tf.convert import ConversionError, export_hf, export_keras_hub, hf_name, import_electra_tf1, import_hf
@@ -191,7 +191,7 @@ def _random_hf_pair(directory, shared=False, seed=0):
     for model, path in zip((disc, gen), paths):
         model.save_pretrained(path, safe_serialization=True)
         with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(["[PAD]"] + [f"w{i}" for i in range(999)]) + "\n")
+            f.write("\n".join(vocab_tokens(1000)) + "\n")  # BERT's layout, as the Hub's repos have it
     return paths
 
 
