@@ -205,6 +205,95 @@ def test_scale_multipliers_are_one_at_initialisation_and_follow_growth(pretraine
     assert all(grown[i] == 1.0 for i in head)  # the new head trains at the plain rate
 
 
+def test_shrink_returns_grown_block_kernels_to_their_initial_rms_and_keeps_their_directions(pretrained):
+    from electra_tf.finetune.optimizer import shrink_blocks
+    from electra_tf.pretrained import find_config
+
+    cfg = find_config(pretrained)
+    model = _classifier(pretrained, cfg)
+    encoder = model.encoder
+    before = {v.path: v.numpy().copy() for v in model.weights}
+    assert shrink_blocks(encoder, encoder.initializer_range) == []  # near-initial weights: nothing is touched
+    assert all(np.array_equal(before[v.path], v.numpy()) for v in model.weights)
+
+    kernels = [v for b in encoder.blocks for v in b.weights if len(v.shape) == 2]
+    assert len(kernels) == 4 * len(encoder.blocks)  # qkv, attention output, intermediate, output
+    for i, v in enumerate(kernels):
+        v.assign(v * (2.0 + i))  # grown as pretraining grows them
+    table = encoder.embeddings.word_embedding.embeddings
+    table.assign(table * 3.0)
+    grown = {v.path: v.numpy().copy() for v in model.weights}
+    changed = dict(shrink_blocks(encoder, encoder.initializer_range))
+    assert set(changed) == {v.path for v in kernels}
+    rms_init = 0.8796 * encoder.initializer_range  # TruncatedNormal cut at 2 stddev
+    for v in kernels:
+        now = v.numpy()
+        assert np.sqrt(np.mean(now ** 2)) == pytest.approx(rms_init, rel=1e-4)
+        old = grown[v.path]
+        cosine = np.sum(now * old) / np.sqrt(np.sum(now ** 2) * np.sum(old ** 2))
+        assert cosine == pytest.approx(1.0, abs=1e-6)  # the same directions
+    untouched = [v for v in model.weights if v.path not in changed]
+    assert any(v is table for v in untouched)  # embeddings, biases, LayerNorms, the head: as they were
+    assert all(np.array_equal(grown[v.path], v.numpy()) for v in untouched)
+
+
+def test_a_run_with_shrink_starts_from_the_shrunk_kernels(pretrained, tmp_path):
+    """FinetuneConfig.shrink reaches the model a run trains: a checkpoint whose block kernels grew starts
+    fine-tuning at the initial RMS with shrink, as saved without it."""
+    from electra_tf.config import dump_config
+    from electra_tf.finetune.glue import get_task
+    from electra_tf.finetune.runner import FinetuneConfig, FinetuneRun
+    from electra_tf.finetune.search import encode_task, find_vocab
+    from electra_tf.finetune.synthetic import write_synthetic_task
+    from electra_tf.pretrained import find_config, load_pretrained
+
+    cfg = find_config(pretrained)
+    _, generator, discriminator = load_pretrained(pretrained)
+    for block in discriminator.encoder.blocks:
+        for v in block.weights:
+            if len(v.shape) == 2:
+                v.assign(v * 3.0)
+    grown_dir = tmp_path / "grown"
+    grown_dir.mkdir()
+    dump_config(cfg, str(grown_dir / "config.yaml"))
+    grown = str(grown_dir / "checkpoints" / "ckpt-1")
+    tf.train.Checkpoint(generator=generator, discriminator=discriminator).write(grown)
+
+    task = get_task("sst2")
+    data_dir = str(tmp_path / "SST-2")
+    write_synthetic_task(task, data_dir, num_train=16, num_dev=8)
+    data = encode_task(task, read_tsv_dir(task, data_dir), find_vocab(pretrained, cfg), 32)
+    rms_init = 0.8796 * cfg.model.initializer_range
+    for shrink, expected in ((True, rms_init), (False, None)):
+        run = FinetuneRun(task, grown, cfg, data, FinetuneConfig(max_steps=1, batch_size=8, shrink=shrink),
+                          str(tmp_path / f"run{shrink}"), progress=False)
+        run._build()
+        for block, saved in zip(run.model.encoder.blocks, discriminator.encoder.blocks):
+            for v, w in zip(block.weights, saved.weights):
+                if len(v.shape) == 2:
+                    rms = float(np.sqrt(np.mean(v.numpy() ** 2)))
+                    assert rms == pytest.approx(expected or float(np.sqrt(np.mean(w.numpy() ** 2))), rel=1e-4)
+
+
+def test_shrink_is_on_by_default_below_width_256_and_reaches_the_run(pretrained, tmp_path, caplog):
+    import logging
+
+    from electra_tf.config import load_config
+    from electra_tf.finetune.cli import _shrink, build_parser
+    from electra_tf.finetune.runner import FinetuneConfig
+    from electra_tf.finetune.search import shrink_for_model
+
+    expected = {"tiny": True, "small": False, "base": False, "large": False}
+    assert {p: shrink_for_model(load_config(p, ["model.vocab_size=1000"])) for p in expected} == expected
+    caplog.set_level(logging.INFO)
+    base = ["--task", "sst2", "--pretrained", pretrained, "--output_dir", str(tmp_path)]
+    assert _shrink(build_parser().parse_args(base)) is True
+    assert "--shrink auto: on (hidden" in caplog.text
+    assert _shrink(build_parser().parse_args(base + ["--shrink", "off"])) is False
+    assert FinetuneConfig(shrink=True).name.endswith("_shrink_seed0")
+    assert "shrink" not in FinetuneConfig().name
+
+
 def test_finetune_seed_changes_head_dropout_and_data_order(pretrained, tmp_path, tasks):
     """Two seeds must differ in the head's initialisation, the dropout masks and the order of the data."""
     import keras
