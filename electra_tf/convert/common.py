@@ -21,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from electra_tf.data.wordpiece import read_tokens as read_vocab  # one vocab.txt reader for data and converters
+
 log = logging.getLogger(__name__)
 
 VOCAB_FILE = "vocab.txt"
@@ -63,15 +65,6 @@ def finish_output(staging, output):
 # --------------------------------------------------------------------------- vocabularies
 
 
-def read_vocab(path):
-    """The tokens of a WordPiece ``vocab.txt`` (one per line)."""
-    with open(path, "r", encoding="utf-8") as f:
-        tokens = f.read().split("\n")
-    if tokens and tokens[-1] == "":
-        tokens.pop()
-    return tokens
-
-
 def check_vocab(vocab_file, rows, table):
     """Refuses a ``vocab.txt`` whose size is not the word table's ``rows``; returns its tokens."""
     tokens = read_vocab(vocab_file)
@@ -79,11 +72,6 @@ def check_vocab(vocab_file, rows, table):
         raise ConversionError(f"{vocab_file} has {len(tokens)} tokens but the checkpoint's table {table} has {rows} "
                               "rows: the vocabulary is not the one this model was trained with")
     return tokens
-
-
-def is_lowercase_vocab(tokens):
-    """Whether a WordPiece vocabulary is uncased: no token outside ``[...]`` specials has an upper-case letter."""
-    return not any(t != t.lower() for t in tokens if not (t.startswith("[") and t.endswith("]")))
 
 
 # --------------------------------------------------------------------------- model dirs

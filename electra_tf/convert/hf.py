@@ -33,7 +33,6 @@ from electra_tf.convert.common import (
     collect,
     finish_output,
     fresh_models,
-    is_lowercase_vocab,
     load_for_export,
     start_output,
     write_model_dir,
@@ -46,6 +45,7 @@ from electra_tf.convert.electra_tf1 import (
     infer_architecture,
     tf1_variable_map,
 )
+from electra_tf.data.wordpiece import is_uncased
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def _write_hf_dir(directory, entries, config, vocab_file, tokens):
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
-    lowercase = is_lowercase_vocab(tokens)
+    lowercase = is_uncased(tokens)
     tokenizer = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "tokenize_chinese_chars": True,
                  "strip_accents": None, "model_max_length": config["max_position_embeddings"],
                  "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",

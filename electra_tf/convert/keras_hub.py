@@ -34,11 +34,11 @@ from electra_tf.convert.common import (
     ConversionError,
     collect,
     finish_output,
-    is_lowercase_vocab,
     load_for_export,
     start_output,
 )
 from electra_tf.convert.electra_tf1 import EMBEDDING_SCOPE, tf1_variable_map
+from electra_tf.data.wordpiece import is_uncased
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def export_keras_hub(model_dir, output, overwrite=False, discriminator_only=Fals
             raise ConversionError(f"{vocab_file} has no {', '.join(missing)}: keras-hub's ElectraTokenizer needs "
                                   f"BERT's special tokens ({', '.join(SPECIAL_TOKENS)})")
         mapping = tf1_variable_map(generator, discriminator)
-        lowercase = is_lowercase_vocab(tokens)
+        lowercase = is_uncased(tokens)
         count = _save_backbone(keras_hub, staging, cfg.model, cfg, collect(mapping["discriminator"]), "electra",
                                vocab_file, lowercase)
         if not discriminator_only:

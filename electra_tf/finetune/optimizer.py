@@ -85,6 +85,16 @@ def layerwise_multipliers(classifier, layer_decay):
     return [(v, float(layer_decay) ** (top - depth)) for v, depth in layer_depths(classifier)]
 
 
+def initial_rms(initializer_range):
+    """The RMS of a matrix drawn from ``TruncatedNormal(stddev=initializer_range)`` (cut at two standard
+    deviations): ``0.8796 * initializer_range``."""
+    return 0.8796 * float(initializer_range)
+
+
+def _rms(variable):
+    return float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(variable, tf.float32)))).numpy())
+
+
 def scale_multipliers(classifier, initializer_range):
     """``[(variable, scale)]``: each pretrained matrix's RMS over its RMS at initialisation (at least 1).
 
@@ -103,15 +113,14 @@ def scale_multipliers(classifier, initializer_range):
     ``rms_init`` is the RMS of ``TruncatedNormal(stddev=initializer_range)``
     (cut at two standard deviations): ``0.8796 * initializer_range``.
     """
-    rms_init = 0.8796 * float(initializer_range)
+    rms_init = initial_rms(initializer_range)
     head = {id(v) for v in classifier.head.trainable_variables}
     out = []
     for v in trainable_variables(classifier):
         if id(v) in head or len(v.shape) < 2:
             out.append((v, 1.0))
             continue
-        rms = float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))).numpy())
-        out.append((v, max(1.0, rms / rms_init)))
+        out.append((v, max(1.0, _rms(v) / rms_init)))
     return out
 
 
@@ -139,13 +148,13 @@ def shrink_blocks(encoder, initializer_range):
     random init: kernels within :data:`SHRINK_TOLERANCE` of the initial RMS are
     not touched).
     """
-    rms_init = 0.8796 * float(initializer_range)  # RMS of TruncatedNormal(stddev) cut at 2 stddev
+    rms_init = initial_rms(initializer_range)
     changed = []
     for block in encoder.blocks:
         for v in block.weights:
             if len(v.shape) < 2 or not v.trainable:
                 continue
-            rms = float(tf.sqrt(tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))).numpy())
+            rms = _rms(v)
             if rms > SHRINK_TOLERANCE * rms_init:
                 factor = rms_init / rms
                 v.assign(v * factor)
